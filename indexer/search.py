@@ -1,0 +1,165 @@
+"""Search over one loaded snapshot: candidates from both indexes, exact re-scoring, fusion."""
+
+import functools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from indexer import snapshot
+from indexer.embedders import Embedder
+from indexer.fusion import fuse
+from indexer.lexical import BM25, token_weights
+from indexer.normalize import has_content, normalize, strip_fillers
+from indexer.segment import Segmenter, char_grams
+from indexer.vector import VectorIndex
+from kb.errors import BadQuery, IndexMismatch
+
+
+@dataclass(frozen=True)
+class RankParams:
+    """Ranking settings. Defaults chosen by measurement on ../shared/bench (docs/benchmarks.md)."""
+
+    method: str = "convex"
+    weights: dict = field(default_factory=lambda: {"dense": 0.8, "chars": 0.1, "words": 0.1})
+    answer_weight: float = 0.85  # answer passages count a little less than questions
+    synonym_weight: float = 0.5
+    lexical_candidates: int = 50
+    dense_candidates: int = 100  # passages
+    confident_at: float = 0.80
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    title: str
+    category: str
+    score: float
+    lexical: float
+    dense: float
+    matched_kind: str  # title, similar or answer
+    matched_text: str
+    confident: bool
+    article: dict = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query as the ranker sees it: the words it matched with, for highlighting."""
+
+    text: str
+    words: list[str]
+    expansions: list[str]
+
+
+class Searcher:
+    def __init__(self, folder: Path, embedder: Embedder, params: RankParams | None = None):
+        manifest = snapshot.check(folder)
+        if manifest["embedder"] != embedder.model_id:
+            raise IndexMismatch(
+                f"the index in {folder} was built with '{manifest['embedder']}' but the configured "
+                f"embedder is '{embedder.model_id}': set KB_EMBEDDER to match, or run "
+                "`kb index --full` to rebuild with the configured one"
+            )
+        self.folder = folder
+        self.manifest = manifest
+        self.embedder = embedder
+        self.params = params or RankParams()
+        self.articles = json.loads((folder / "articles.json").read_text(encoding="utf-8"))
+        passages = json.loads((folder / "passages.json").read_text(encoding="utf-8"))
+        self.owner = np.asarray(passages["owner"], dtype=np.int64)
+        self.kinds = passages["kind"]
+        self.texts = passages["text"]
+        self.answer_mask = np.array([k == "answer" for k in self.kinds], dtype=bool)
+        # Passages of one article are contiguous: article i owns starts[i]:starts[i + 1].
+        counts = np.bincount(self.owner, minlength=len(self.articles))
+        self.starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        dictionary = json.loads((folder / "dictionary.json").read_text(encoding="utf-8"))
+        self.segmenter = Segmenter(dictionary["terms"], dictionary["synonyms"])
+        self.words = BM25.load(folder / "words")
+        self.chars = BM25.load(folder / "chars")
+        self.dense = VectorIndex.load(folder / "dense.faiss")
+        self.categories = np.array([a["category"] for a in self.articles], dtype=object)
+        self.by_id = {a["id"]: i for i, a in enumerate(self.articles)}
+        self._embed_query = functools.lru_cache(maxsize=4096)(self._embed_query_uncached)
+
+    def _embed_query_uncached(self, text: str) -> np.ndarray:
+        vector = self.embedder.encode([text], "query")[0]
+        vector.setflags(write=False)
+        return vector
+
+    def prepare(self, raw: str) -> Query:
+        text = normalize(raw, self.manifest.get("to_simplified", True))
+        if not has_content(text):
+            raise BadQuery("the query is empty: type a few words of the question")
+        text = strip_fillers(text)
+        words = self.segmenter.words(text)
+        return Query(text=text, words=words, expansions=self.segmenter.expand(words))
+
+    def lexical_scores(self, q: Query) -> dict[str, np.ndarray]:
+        """Per-passage normalised BM25 for both fields; answer passages down-weighted."""
+        syn = self.params.synonym_weight
+        extra_grams = [g for s in q.expansions for g in char_grams(s)]
+        scores = {
+            "words": self.words.score(token_weights(q.words, q.expansions, syn)),
+            "chars": self.chars.score(token_weights(char_grams(q.text), extra_grams, syn)),
+        }
+        for s in scores.values():
+            s[self.answer_mask] *= self.params.answer_weight
+        return scores
+
+    def search(self, raw: str, k: int = 10, category: str | None = None) -> list[Hit]:
+        return self.search_query(self.prepare(raw), k, category)
+
+    def search_query(self, q: Query, k: int = 10, category: str | None = None) -> list[Hit]:
+        if not self.articles:
+            return []
+        p = self.params
+        lex = self.lexical_scores(q)
+        per_article = {n: np.maximum.reduceat(s, self.starts[:-1]) for n, s in lex.items()}
+        allowed = self.categories == category if category else None
+        if allowed is not None and not allowed.any():
+            return []
+
+        lexical_total = per_article["chars"] + per_article["words"]
+        if allowed is not None:
+            lexical_total = np.where(allowed, lexical_total, -1.0)
+        n_lex = min(p.lexical_candidates, len(self.articles))
+        cands = set(np.argpartition(-lexical_total, n_lex - 1)[:n_lex].tolist())
+        qv = self._embed_query(q.text)
+        widen = 5 if category else 1
+        ids, _ = self.dense.search(qv, p.dense_candidates * widen)
+        cands.update(self.owner[ids].tolist())
+        cand = np.array(sorted(c for c in cands if allowed is None or allowed[c]), dtype=np.int64)
+        if not len(cand):
+            return []
+
+        # Exact re-scoring of every passage of every candidate.
+        spans = [np.arange(self.starts[c], self.starts[c + 1]) for c in cand]
+        pids = np.concatenate(spans)
+        dense_p = self.dense.vectors(pids) @ qv
+        dense_p[self.answer_mask[pids]] *= p.answer_weight
+        sig_p = {"dense": dense_p, "chars": lex["chars"][pids], "words": lex["words"][pids]}
+        offsets = np.concatenate([[0], np.cumsum([len(s) for s in spans])])[:-1]
+        signals = {n: np.maximum.reduceat(v, offsets) for n, v in sig_p.items()}
+        scores = fuse(p.method, signals, p.weights)
+        # The passage that explains the match: the best one under the same weights.
+        passage_fit = sum(p.weights[n] * sig_p[n] for n in p.weights)
+        best_p = [int(np.argmax(passage_fit[o : o + len(s)])) + o for o, s in zip(offsets, spans)]
+
+        order = np.argsort(-scores, kind="stable")[:k]
+        hits = []
+        for j in order:
+            a = self.articles[cand[j]]
+            pid = int(pids[best_p[j]])
+            hits.append(Hit(
+                id=a["id"], title=a["title"], category=a["category"],
+                score=float(scores[j]),
+                lexical=float(max(signals["chars"][j], signals["words"][j])),
+                dense=float(signals["dense"][j]),
+                matched_kind=self.kinds[pid], matched_text=self.texts[pid],
+                confident=bool(p.method == "convex" and scores[j] >= p.confident_at),
+                article=a,
+            ))
+        return hits

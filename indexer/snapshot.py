@@ -1,0 +1,98 @@
+"""An index snapshot is a folder of plain files plus manifest.json, written beside the live one
+and switched in by replacing one pointer file, so a reader sees the old or the new snapshot,
+never half of one, and a build killed halfway leaves the live snapshot serving."""
+
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+from kb.errors import CorruptIndex, NoIndex
+
+FORMAT_VERSION = 1
+POINTER = "CURRENT"
+MANIFEST = "manifest.json"
+FILES = (
+    "articles.json", "passages.json", "dictionary.json", "dense.faiss",
+    "words.npz", "words.idf.npy", "words.vocab.txt", "chars.npz", "chars.idf.npy",
+    "chars.vocab.txt",
+)
+KEEP_OLD = 2  # older snapshots kept so in-flight readers of them can finish
+
+
+def new_folder(index_dir: Path) -> Path:
+    index_dir.mkdir(parents=True, exist_ok=True)
+    folder = index_dir / f"snap-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    folder.mkdir()
+    return folder
+
+
+def write_json(path: Path, data) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, ensure_ascii=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def publish(folder: Path, manifest: dict) -> None:
+    """Write the manifest last, then point CURRENT at the folder in one atomic rename."""
+    for name in os.listdir(folder):
+        with open(folder / name, "rb") as fh:
+            os.fsync(fh.fileno())
+    write_json(folder / MANIFEST, manifest)
+    tmp = folder.parent / f".{POINTER}.{uuid.uuid4().hex[:6]}"
+    tmp.write_text(folder.name, encoding="utf-8")
+    os.replace(tmp, folder.parent / POINTER)
+    _fsync_dir(folder.parent)
+
+
+def current_folder(index_dir: Path) -> Path:
+    pointer = index_dir / POINTER
+    if not pointer.exists():
+        raise NoIndex(f"no index in {index_dir}: run `kb index`")
+    folder = index_dir / pointer.read_text(encoding="utf-8").strip()
+    check(folder)
+    return folder
+
+
+def check(folder: Path) -> dict:
+    """The manifest, after making sure every file is there. Raises CorruptIndex otherwise."""
+    rebuild = "rebuild it with `kb index --full`"
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CorruptIndex(f"index {folder} has no readable manifest ({exc}): {rebuild}") from None
+    if manifest.get("version") != FORMAT_VERSION:
+        raise CorruptIndex(f"index {folder} has format {manifest.get('version')}: {rebuild}")
+    missing = [name for name in FILES if not (folder / name).exists()]
+    if missing:
+        raise CorruptIndex(f"index {folder} is missing {', '.join(missing)}: {rebuild}")
+    return manifest
+
+
+def clean(index_dir: Path) -> None:
+    """Remove unfinished snapshots (from killed builds) and all but the newest old ones."""
+    try:
+        live = (index_dir / POINTER).read_text(encoding="utf-8").strip()
+    except OSError:
+        live = None
+    folders = sorted(
+        (p for p in index_dir.glob("snap-*") if p.is_dir() and p.name != live),
+        key=lambda p: p.stat().st_mtime,
+    )
+    finished = [p for p in folders if (p / MANIFEST).exists()]
+    unfinished = [p for p in folders if not (p / MANIFEST).exists()]
+    for folder in unfinished + finished[: max(len(finished) - KEEP_OLD, 0)]:
+        shutil.rmtree(folder, ignore_errors=True)
+    for tmp in index_dir.glob(f".{POINTER}.*"):
+        tmp.unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,1 @@
+"""The 95598 knowledge base: articles, storage and the KnowledgeBase facade."""

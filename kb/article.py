@@ -1,0 +1,188 @@
+"""Articles: the Markdown-with-front-matter files editors write, parsed and validated."""
+
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from kb.errors import ArticleError
+
+ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+BASIS_HEADING = re.compile(r"^##\s*依据\s*$", re.MULTILINE)
+REQUIRED = ("id", "title", "category")
+KNOWN_KEYS = {"id", "title", "category", "tags", "similar", "effective", "effective_to", "related"}
+
+
+@dataclass(frozen=True)
+class Article:
+    id: str
+    title: str
+    category: str
+    answer: str  # the standard answer (Markdown), what the agent reads out
+    basis: str = ""  # the rule it rests on (Markdown), the "## 依据" section
+    tags: tuple[str, ...] = ()
+    similar: tuple[str, ...] = ()
+    related: tuple[str, ...] = ()
+    effective: dt.date | None = None
+    effective_to: dt.date | None = None
+    path: str = ""
+    content_hash: str = field(default="", compare=False)
+
+    @property
+    def questions(self) -> tuple[str, ...]:
+        return (self.title, *self.similar)
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def is_valid_id(value: str) -> bool:
+    return bool(ID_PATTERN.match(value)) and len(value) <= 80
+
+
+def parse_article(text: str, path: str | Path = "<text>") -> Article:
+    """Parse one article file. Raises ArticleError naming the file, the line and the fix."""
+    lines = text.lstrip("\ufeff").splitlines()
+    if not lines or lines[0].strip() != "---":
+        raise ArticleError(path, 1, "front matter missing: the file must start with a line '---'")
+    try:
+        end = next(i for i, line in enumerate(lines[1:], start=1) if line.strip() == "---")
+    except StopIteration:
+        raise ArticleError(path, 1, "front matter not closed: add a line '---' after it") from None
+    front_text = "\n".join(lines[1:end])
+    try:
+        meta = yaml.safe_load(front_text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark else 2
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ArticleError(path, line, f"front matter is not valid YAML: {problem}") from None
+    if not isinstance(meta, dict):
+        raise ArticleError(path, 2, "front matter must be 'key: value' lines")
+
+    def line_of(key: str) -> int:
+        for i, line in enumerate(lines[1:end], start=2):
+            if line.startswith(f"{key}:"):
+                return i
+        return 2
+
+    def fail(key: str, problem: str):
+        raise ArticleError(path, line_of(key), problem)
+
+    for key in REQUIRED:
+        if not isinstance(meta.get(key), str | int) or not str(meta.get(key)).strip():
+            fail(key, f"'{key}' is required and must be text")
+    unknown = sorted(set(meta) - KNOWN_KEYS)
+    if unknown:
+        fail(unknown[0], f"unknown key '{unknown[0]}' (known: {', '.join(sorted(KNOWN_KEYS))})")
+    article_id = str(meta["id"]).strip()
+    if not is_valid_id(article_id):
+        fail("id", f"id '{article_id}' may hold only lowercase letters, digits and '-'")
+    tags = _text_list(meta.get("tags"), "tags", fail)
+    similar = _text_list(meta.get("similar"), "similar", fail)
+    related = _text_list(meta.get("related"), "related", fail)
+    effective = _date(meta.get("effective"), "effective", fail)
+    effective_to = _date(meta.get("effective_to"), "effective_to", fail)
+    if effective and effective_to and effective_to < effective:
+        fail("effective_to", "effective_to is before effective")
+
+    body = "\n".join(lines[end + 1 :]).strip()
+    answer, basis = split_basis(body)
+    if not answer:
+        raise ArticleError(path, end + 2, "the standard answer is empty: write it below the '---'")
+    return Article(
+        id=article_id,
+        title=str(meta["title"]).strip(),
+        category=str(meta["category"]).strip(),
+        answer=answer,
+        basis=basis,
+        tags=tags,
+        similar=similar,
+        related=related,
+        effective=effective,
+        effective_to=effective_to,
+        path=str(path),
+        content_hash=content_hash(text),
+    )
+
+
+def split_basis(body: str) -> tuple[str, str]:
+    match = BASIS_HEADING.search(body)
+    if not match:
+        return body.strip(), ""
+    return body[: match.start()].strip(), body[match.end() :].strip()
+
+
+def _text_list(value, key, fail) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
+        fail(key, f"'{key}' must be a list of text, e.g. [a, b] or '- a' lines")
+    items = tuple(str(v).strip() for v in value if str(v).strip())
+    if len(set(items)) != len(items):
+        fail(key, f"'{key}' lists the same entry twice")
+    return items
+
+
+def _date(value, key, fail) -> dt.date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        fail(key, f"'{key}' must be a date like 2025-01-01")
+
+
+def dump_article(article: Article) -> str:
+    """The file text for an article; parse_article(dump_article(a)) gives a back."""
+    meta = {"id": article.id, "title": article.title, "category": article.category}
+    if article.tags:
+        meta["tags"] = list(article.tags)
+    if article.similar:
+        meta["similar"] = list(article.similar)
+    if article.related:
+        meta["related"] = list(article.related)
+    if article.effective:
+        meta["effective"] = article.effective
+    if article.effective_to:
+        meta["effective_to"] = article.effective_to
+    front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False, default_flow_style=None)
+    text = f"---\n{front}---\n{article.answer.strip()}\n"
+    if article.basis.strip():
+        text += f"\n## 依据\n{article.basis.strip()}\n"
+    return text
+
+
+def load_folder(content_dir: Path) -> tuple[list[Article], list[ArticleError]]:
+    """Every article under content_dir. A broken file is reported and skipped, never fatal."""
+    articles, errors, seen = [], [], {}
+    for path in sorted(Path(content_dir).rglob("*.md")):
+        rel = path.relative_to(content_dir)
+        if any(part.startswith(("_", ".")) for part in rel.parts) or path.name == "README.md":
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+            article = parse_article(text, path)
+        except UnicodeDecodeError as exc:
+            errors.append(ArticleError(path, None, f"not UTF-8 text ({exc.reason}): save as UTF-8"))
+            continue
+        except ArticleError as exc:
+            errors.append(exc)
+            continue
+        if article.id in seen:
+            other = seen[article.id]
+            errors.append(ArticleError(path, 2, f"id '{article.id}' is used by {other} too"))
+            continue
+        seen[article.id] = path
+        articles.append(article)
+    return articles, errors

@@ -1,0 +1,118 @@
+"""FastAPI app: routes parse input, call KnowledgeBase once, and shape the answer."""
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from kb.config import Settings
+from kb.errors import BadQuery, KBError, NotFound
+from kb.knowledge_base import KnowledgeBase
+from server.schemas import (
+    ArticleOut,
+    Category,
+    Health,
+    Matched,
+    Ready,
+    RelatedArticle,
+    SearchResponse,
+    SearchResult,
+)
+
+STATIC = Path(__file__).parent / "static"
+ID_RE = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+
+
+def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None) -> FastAPI:
+    settings = settings or Settings()
+    kb = kb or KnowledgeBase(
+        settings.content_dir, settings.data_dir, settings.embedder,
+        to_simplified=settings.traditional_to_simplified,
+        max_query_chars=settings.max_query_chars,
+    )
+    app = FastAPI(title="95598 知识库", version="0.1.0",
+                  description="Standard answers for 95598 agents, ranked as they type.")
+    app.state.kb = kb
+
+    @app.on_event("startup")
+    def load_index():
+        try:
+            kb.searcher()
+        except KBError:
+            pass  # /readyz says why; searches answer 503 until an index exists
+
+    @app.exception_handler(KBError)
+    def kb_error(request: Request, exc: KBError):
+        status = 422 if isinstance(exc, BadQuery) else 404 if isinstance(exc, NotFound) else 503
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.get("/healthz", response_model=Health)
+    def healthz():
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Ready)
+    def readyz():
+        try:
+            s = kb.searcher()
+        except KBError as exc:
+            return JSONResponse(Ready(ready=False, detail=str(exc)).model_dump(), status_code=503)
+        return Ready(ready=True, snapshot=s.folder.name, articles=len(s.articles),
+                     embedder=s.manifest["embedder"])
+
+    @app.get("/api/search", response_model=SearchResponse)
+    def search(
+        q: Annotated[str, Query(description="the caller's question, as typed")],
+        k: Annotated[int, Query(ge=1, le=50)] = 10,
+        category: Annotated[str | None, Query(max_length=50)] = None,
+    ):
+        searcher = kb.searcher()  # one snapshot for the whole request
+        query = kb.prepare(q)
+        hits = searcher.search_query(query, k, category or None)
+        results = [
+            SearchResult(
+                id=h.id, title=h.title, category=h.category, score=round(h.score, 4),
+                lexical=round(h.lexical, 4), dense=round(h.dense, 4), confident=h.confident,
+                matched=Matched(kind=h.matched_kind, text=h.matched_text),
+                answer=h.article["answer"], answer_html=h.article["answer_html"],
+                basis_html=h.article["basis_html"],
+                related=_related(searcher, h.article, [x.id for x in hits]),
+            )
+            for h in hits
+        ]
+        terms = sorted({*query.words, *query.expansions}, key=len, reverse=True)
+        return SearchResponse(query=q, normalized=query.text, terms=terms, results=results,
+                              confident=bool(hits and hits[0].confident))
+
+    @app.get("/api/articles/{article_id}", response_model=ArticleOut)
+    def article(article_id: Annotated[str, PathParam(max_length=80, pattern=ID_RE)]):
+        searcher = kb.searcher()
+        a = kb.get(article_id)
+        return ArticleOut(**{k: a[k] for k in ArticleOut.model_fields if k != "related"},
+                          related=_related(searcher, a, []))
+
+    @app.get("/api/categories", response_model=list[Category])
+    def categories():
+        counts: dict[str, int] = {}
+        for a in kb.articles():
+            counts[a["category"]] = counts.get(a["category"], 0) + 1
+        return [Category(name=n, articles=c) for n, c in sorted(counts.items())]
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _related(searcher, article: dict, result_ids: list[str]) -> list[RelatedArticle]:
+    """The article's own related list; failing that, other results of the same category."""
+    ids = [i for i in article.get("related") or [] if i in searcher.by_id]
+    if not ids:
+        ids = [i for i in result_ids if i != article["id"]
+               and searcher.articles[searcher.by_id[i]]["category"] == article["category"]][:3]
+    return [RelatedArticle(id=i, title=searcher.articles[searcher.by_id[i]]["title"])
+            for i in ids]

@@ -1,0 +1,36 @@
+import shutil
+from pathlib import Path
+
+import pytest
+
+from indexer.embedders import E5Embedder, HashEmbedder
+from kb.knowledge_base import KnowledgeBase
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def e5():
+    """The real default model, loaded once per test run."""
+    return E5Embedder()
+
+
+@pytest.fixture
+def content(tmp_path) -> Path:
+    """A writable copy of the small real content folder."""
+    target = tmp_path / "content"
+    shutil.copytree(FIXTURES / "content", target)
+    return target
+
+
+@pytest.fixture
+def kb(content, tmp_path, e5) -> KnowledgeBase:
+    kb = KnowledgeBase(content, tmp_path / "data", e5)
+    kb.reindex()
+    return kb
+
+
+@pytest.fixture
+def hash_kb(content, tmp_path) -> KnowledgeBase:
+    """For tests about storage and caching, not ranking: a counting stand-in embedder."""
+    return KnowledgeBase(content, tmp_path / "data", HashEmbedder())

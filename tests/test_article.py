@@ -1,0 +1,88 @@
+import datetime as dt
+
+import pytest
+
+from kb.article import Article, dump_article, load_folder, parse_article
+from kb.errors import ArticleError
+
+GOOD = """---
+id: repair-home-outage
+title: 家中停电如何报修
+category: 故障报修
+tags: [停电, 报修]
+similar:
+  - 家里没电了怎么办
+  - 突然断电了找谁修
+effective: 2025-01-01
+---
+您好，请先看一下总开关。
+
+## 依据
+供电服务承诺。
+"""
+
+
+def test_good_article_parses_every_field():
+    a = parse_article(GOOD, "x.md")
+    assert a.id == "repair-home-outage"
+    assert a.title == "家中停电如何报修"
+    assert a.tags == ("停电", "报修")
+    assert a.similar == ("家里没电了怎么办", "突然断电了找谁修")
+    assert a.effective == dt.date(2025, 1, 1)
+    assert a.answer == "您好，请先看一下总开关。"
+    assert a.basis == "供电服务承诺。"
+    assert a.questions[0] == a.title
+
+
+def test_chinese_round_trip_through_dump_and_parse():
+    a = parse_article(GOOD, "x.md")
+    again = parse_article(dump_article(a), "x.md")
+    assert again == a
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ("id: x\n", 1, "front matter missing"),
+        ("---\nid: x\ntitle: t\n", 1, "not closed"),
+        ("---\nid: a\ntitle: [unclosed\ncategory: c\n---\nbody", 4, "not valid YAML"),
+        ("---\nid: a\ncategory: c\n---\nbody", 2, "'title' is required"),
+        ("---\nid: Bad_ID\ntitle: t\ncategory: c\n---\nbody", 2, "lowercase letters"),
+        ("---\nid: a\ntitle: t\ncategory: c\nsimilar: {x: 1}\n---\nbody", 5, "list of text"),
+        ("---\nid: a\ntitle: t\ncategory: c\neffective: soon\n---\nbody", 5, "date like"),
+        ("---\nid: a\ntitle: t\ncategory: c\ncolour: red\n---\nbody", 5, "unknown key"),
+        ("---\nid: a\ntitle: t\ncategory: c\n---\n\n", 6, "answer is empty"),
+    ],
+)
+def test_broken_article_names_file_line_and_fix(text, line, words):
+    with pytest.raises(ArticleError) as info:
+        parse_article(text, "content/broken.md")
+    assert info.value.line == line
+    assert words in str(info.value)
+    assert str(info.value).startswith(f"content/broken.md:{line}:")
+
+
+def test_broken_file_does_not_stop_the_others(tmp_path):
+    (tmp_path / "good.md").write_text(GOOD, encoding="utf-8")
+    (tmp_path / "bad.md").write_text("---\nid: [\n---\n", encoding="utf-8")
+    (tmp_path / "latin1.md").write_bytes("---\nid: é\n".encode("latin-1"))
+    (tmp_path / "_dict").mkdir()
+    (tmp_path / "_dict" / "notes.md").write_text("not an article", encoding="utf-8")
+    articles, errors = load_folder(tmp_path)
+    assert [a.id for a in articles] == ["repair-home-outage"]
+    assert sorted(e.path.split("/")[-1] for e in errors) == ["bad.md", "latin1.md"]
+    assert any("UTF-8" in str(e) for e in errors)
+
+
+def test_duplicate_id_is_reported_with_both_files(tmp_path):
+    (tmp_path / "a.md").write_text(GOOD, encoding="utf-8")
+    (tmp_path / "b.md").write_text(GOOD, encoding="utf-8")
+    articles, errors = load_folder(tmp_path)
+    assert len(articles) == 1
+    assert "a.md" in str(errors[0]) and "b.md" in str(errors[0])
+
+
+def test_article_is_a_frozen_record():
+    a = Article(id="a", title="t", category="c", answer="x")
+    with pytest.raises(AttributeError):
+        a.title = "u"

@@ -1,0 +1,126 @@
+import json
+
+import pytest
+
+from indexer import snapshot
+from indexer.embedders import HashEmbedder
+from kb.errors import CorruptIndex, IndexMismatch, NoIndex
+from kb.knowledge_base import KnowledgeBase
+
+
+def test_first_index_embeds_every_text_once(hash_kb):
+    report = hash_kb.reindex()
+    assert len(report.added) == 6 and not report.changed and not report.removed
+    passages = hash_kb.stats()["passages"]
+    assert report.embedded == passages == hash_kb.embedder.texts_encoded
+
+
+def test_incremental_reindex_embeds_only_what_changed(hash_kb, content):
+    hash_kb.reindex()
+    model = hash_kb.embedder
+    before = model.texts_encoded
+    assert hash_kb.reindex().embedded == 0
+    assert model.texts_encoded == before
+
+    path = content / "billing" / "pay-channels.md"
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        "  - 在哪交电费", "  - 在哪交电费\n  - 电费能在银行交吗"), encoding="utf-8")
+    report = hash_kb.reindex()
+    assert report.changed == ["pay-channels"] and report.unchanged == 5
+    assert report.embedded == 1  # only the new similar question
+    assert model.texts_encoded == before + 1
+    assert hash_kb.search("电费能在银行交吗", 1)[0].id == "pay-channels"
+
+
+def test_deleted_article_leaves_the_index(hash_kb, content):
+    hash_kb.reindex()
+    (content / "billing" / "pay-channels.md").unlink()
+    report = hash_kb.reindex()
+    assert report.removed == ["pay-channels"]
+    assert "pay-channels" not in {a["id"] for a in hash_kb.articles()}
+
+
+def test_full_reindex_embeds_again(hash_kb):
+    hash_kb.reindex()
+    assert hash_kb.reindex(full=True).embedded == hash_kb.stats()["passages"]
+
+
+def test_reindex_twice_gives_the_same_result(hash_kb):
+    hash_kb.reindex()
+    first = [(h.id, round(h.score, 6)) for h in hash_kb.search("电费怎么交", 6)]
+    hash_kb.reindex()
+    assert [(h.id, round(h.score, 6)) for h in hash_kb.search("电费怎么交", 6)] == first
+
+
+def test_broken_article_is_skipped_and_reported(hash_kb, content):
+    (content / "repair" / "broken.md").write_text("---\nid: [\n---\n", encoding="utf-8")
+    report = hash_kb.reindex()
+    assert len(report.added) == 6
+    assert "broken.md:2" in str(report.errors[0])
+
+
+def test_interrupted_build_leaves_the_old_index_serving(hash_kb, content, monkeypatch):
+    hash_kb.reindex()
+    live = hash_kb.stats()["snapshot"]
+    (content / "billing" / "pay-channels.md").unlink()
+
+    def crash(folder, manifest):
+        raise KeyboardInterrupt("killed while publishing")
+
+    monkeypatch.setattr(snapshot, "publish", crash)
+    with pytest.raises(KeyboardInterrupt):
+        hash_kb.reindex()
+    assert hash_kb.stats()["snapshot"] == live
+    assert "pay-channels" in {a["id"] for a in hash_kb.articles()}
+    leftovers = [p for p in hash_kb.index_dir.glob("snap-*") if p.name != live]
+    assert leftovers and not (leftovers[0] / "manifest.json").exists()
+
+    monkeypatch.undo()
+    hash_kb.reindex()
+    assert "pay-channels" not in {a["id"] for a in hash_kb.articles()}
+    assert not any(p.exists() for p in leftovers)  # the next build cleaned them up
+
+
+def test_empty_kb_indexes_and_finds_nothing(tmp_path):
+    (tmp_path / "content").mkdir()
+    kb = KnowledgeBase(tmp_path / "content", tmp_path / "data", HashEmbedder())
+    report = kb.reindex()
+    assert report.added == [] and kb.stats()["articles"] == 0
+    assert kb.search("停电", 5) == []
+
+
+def test_search_before_any_index_says_how_to_fix(tmp_path):
+    kb = KnowledgeBase(tmp_path / "content", tmp_path / "data", HashEmbedder())
+    with pytest.raises(NoIndex, match="kb index"):
+        kb.search("停电")
+
+
+def test_index_refuses_another_embedder(hash_kb, content, tmp_path):
+    hash_kb.reindex()
+    other = KnowledgeBase(content, tmp_path / "data", HashEmbedder(dim=32))
+    with pytest.raises(IndexMismatch, match="hash:64"):
+        other.search("停电")
+
+
+def test_corrupt_index_is_detected_with_a_fix(hash_kb):
+    hash_kb.reindex()
+    folder = hash_kb.index_dir / hash_kb.stats()["snapshot"]
+    (folder / "dense.faiss").unlink()
+    fresh = KnowledgeBase(hash_kb.content_dir, hash_kb.data_dir, HashEmbedder())
+    with pytest.raises(CorruptIndex, match="kb index --full"):
+        fresh.search("停电")
+
+
+def test_manifest_records_the_build(hash_kb):
+    hash_kb.reindex()
+    folder = hash_kb.index_dir / hash_kb.stats()["snapshot"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["embedder"] == "hash:64" and manifest["dim"] == 64
+    assert manifest["articles"] == 6 and manifest["vector_index"] == "flat"
+    assert len(manifest["content_hash"]) == 16
+
+
+def test_embedding_cache_survives_a_new_kb_object(hash_kb, content, tmp_path):
+    hash_kb.reindex()
+    again = KnowledgeBase(content, tmp_path / "data", HashEmbedder())
+    assert again.reindex(full=False).embedded == 0

