@@ -54,7 +54,9 @@ class SentenceTransformerEmbedder:
         except OSError as exc:
             message = f"cannot load sentence-transformers model '{name_or_path}': {exc}"
             raise ConfigError(message) from None
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        dim = getattr(self._model, "get_embedding_dimension", None) or \
+            self._model.get_sentence_embedding_dimension
+        self.dim = int(dim())
         self.model_id = f"st:{name_or_path.rstrip('/').split('/')[-1]}"
 
     def encode(self, texts: list[str], kind: Kind) -> np.ndarray:

