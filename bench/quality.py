@@ -69,9 +69,9 @@ def run_case(name: str, articles, queries, tmp: Path) -> list[tuple]:
     modes = {
         "hybrid (this system)": hybrid,
         "lexical only (this system)": dataclasses.replace(
-            hybrid, weights={"dense": 0.0, "chars": 0.5, "words": 0.5}),
+            hybrid, weights={"chars": 0.5, "words": 0.5}),
         "dense only (this system)": dataclasses.replace(
-            hybrid, weights={"dense": 1.0, "chars": 0.0, "words": 0.0}),
+            hybrid, weights={"dense": 1.0}),
     }
     rows = []
     for label, params in modes.items():

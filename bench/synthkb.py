@@ -64,17 +64,25 @@ class Recombiner:
     def __init__(self, sources: Sources, seed: int = 95598):
         self.src = sources
         self.rng = random.Random(seed)
-        self._cuts = {q: _cut_points(q) for qs in sources.questions.values() for q in qs}
+        self._all = sorted({q for qs in sources.questions.values() for q in qs})
+        self._cuts = {q: _cut_points(q) for q in self._all}
+        self._seen: set[str] = set()
 
     def question(self, category: str) -> str:
-        """The front of one real question of the category and the back of another."""
+        """The front of a real question of the category and the back of any real question;
+        a question already made is made again, as a knowledge base holds each question once."""
         pool = self.src.questions[category]
-        a, b = self.rng.choice(pool), self.rng.choice(pool)
-        return a[: self.rng.choice(self._cuts[a])] + b[self.rng.choice(self._cuts[b]) :]
+        for _ in range(50):
+            a, b = self.rng.choice(pool), self.rng.choice(self._all)
+            q = a[: self.rng.choice(self._cuts[a])] + b[self.rng.choice(self._cuts[b]) :]
+            if q not in self._seen:
+                break
+        self._seen.add(q)
+        return q
 
     def answer(self, category: str) -> str:
         pool = self.src.answers[category]
-        parts = self.rng.sample(pool, k=min(len(pool), self.rng.randint(2, 5)))
+        parts = self.rng.sample(pool, k=min(len(pool), self.rng.randint(3, 6)))
         # A number changed here and there keeps recombined answers from repeating verbatim.
         parts = [_NUMBER.sub(lambda m: str(int(m.group()) + self.rng.randint(0, 3)), p)
                  for p in parts]
@@ -111,10 +119,12 @@ def generate(sources: Sources, count: int, seed: int = 95598) -> list[Article]:
     return [maker.article(n) for n in range(count)]
 
 
-def write(articles: list[Article], content_dir: Path, per_folder: int = 1000) -> list[Path]:
-    """One file per article, a thousand to a folder, as a large content tree would be kept."""
+def write(articles: list[Article], content_dir: Path, start: int = 0,
+          per_folder: int = 1000) -> list[Path]:
+    """One file per article, a thousand to a folder, as a large content tree would be kept;
+    `start` is the number of the first article, for adding to a tree already written."""
     paths = []
-    for n, a in enumerate(articles):
+    for n, a in enumerate(articles, start=start):
         folder = content_dir / f"part-{n // per_folder:03d}"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{a.id}.md"

@@ -1,14 +1,18 @@
-"""Build a snapshot folder from articles: passages, both lexical fields, vectors, manifest."""
+"""Build snapshots from articles: a full build writes one base segment; an update keeps the live
+snapshot's segments (hard links) and adds one small segment with the changed articles, so a
+one-article edit costs milliseconds whatever the size of the knowledge base."""
 
 import hashlib
 import time
-from collections.abc import Callable
-from dataclasses import asdict
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, fields
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 
-from indexer import snapshot
+from indexer import ranker, segments, snapshot
 from indexer.lexical import BM25
 from indexer.normalize import normalize, strip_fillers
 from indexer.passages import QUESTION_KINDS, article_passages
@@ -19,6 +23,12 @@ from kb.render import render_html
 
 # embed(texts, kind) -> vectors; the caller puts a cache in front of the model.
 EmbedFn = Callable[[list[str], str], np.ndarray]
+
+# Below this many live passages every build is a full one: it takes seconds, and one segment
+# ranks exactly as built. Above it, changes go into update segments.
+UPDATES_FROM = 20_000
+MAX_UPDATES = 6  # update segments kept before they are folded into one
+MERGE_AT = 0.10  # share of articles in update segments that calls for a new base
 
 
 def passage_text(kind: str, text: str, to_simplified: bool = True) -> str:
@@ -33,12 +43,9 @@ def embed_kind(kind: str) -> str:
     return "query" if kind in QUESTION_KINDS else "passage"
 
 
-def dictionary_terms(articles: list[Article], userdict: list[str]) -> list[str]:
-    """The domain dictionary: userdict.txt plus tags and short titles of the articles."""
-    terms = list(userdict)
-    for a in articles:
-        terms.extend(a.tags)
-    return sorted({t for t in terms if 1 < len(t) <= 12})
+def dictionary_terms(tags: Iterable[str], userdict: list[str]) -> list[str]:
+    """The domain dictionary: userdict.txt plus the articles' tags."""
+    return sorted({t for t in [*userdict, *tags] if 1 < len(t) <= 12})
 
 
 def article_record(a: Article) -> dict:
@@ -48,6 +55,68 @@ def article_record(a: Article) -> dict:
     record["answer_html"] = render_html(a.answer)
     record["basis_html"] = render_html(a.basis) if a.basis else ""
     return record
+
+
+def article_from_record(record: dict) -> Article:
+    """The article an index record was made from (the inverse of article_record)."""
+    values = {f.name: record[f.name] for f in fields(Article) if f.name in record}
+    for key in ("tags", "similar", "related"):
+        values[key] = tuple(values.get(key) or ())
+    for key in ("effective", "effective_to"):
+        values[key] = date.fromisoformat(values[key]) if values.get(key) else None
+    return Article(**values)
+
+
+@dataclass
+class Built:
+    entry: dict  # the segment as the manifest lists it
+    vectors: np.ndarray
+    owners: np.ndarray
+    kinds: list[str]
+
+
+def write_segment(
+    folder: Path, prefix: str, articles: list[Article], seg: Segmenter, embed: EmbedFn,
+    dim: int, to_simplified: bool, avgdl: dict | None = None,
+) -> Built:
+    """Write one segment's files for the articles (sorted by id) into the folder."""
+    owners, kinds, texts, matched, counts = [], [], [], [], []
+    for i, a in enumerate(articles):
+        rows = article_passages(a)
+        counts.append(len(rows))
+        for kind, text in rows:
+            owners.append(i)
+            kinds.append(kind)
+            texts.append(text)
+            matched.append(passage_text(kind, text, to_simplified))
+
+    vectors = np.zeros((len(texts), dim), dtype=np.float32)
+    for kind in ("query", "passage"):
+        rows = [i for i, k in enumerate(kinds) if embed_kind(k) == kind]
+        if rows:
+            vectors[rows] = embed([matched[i] for i in rows], kind)
+
+    p = f"{folder}/{prefix}"
+    avgdl = avgdl or {}
+    words = BM25.build([seg.words(t) for t in matched], avgdl.get("words"))
+    chars = BM25.build([char_grams(t) for t in matched], avgdl.get("chars"))
+    words.save(f"{p}words")
+    chars.save(f"{p}chars")
+    dense = VectorIndex.build(vectors, dim)
+    dense.save(f"{p}dense.faiss")
+    snapshot.write_json(Path(f"{p}articles.json"), [article_record(a) for a in articles])
+    snapshot.write_json(Path(f"{p}passages.json"),
+                        {"owner": owners, "kind": kinds, "text": texts})
+    snapshot.write_json(Path(f"{p}catalog.json"), {
+        "ids": [a.id for a in articles], "hashes": [a.content_hash for a in articles],
+        "tags": [list(a.tags) for a in articles], "passages": counts,
+    })
+    entry = {
+        "uid": uuid.uuid4().hex[:12], "prefix": prefix, "articles": len(articles),
+        "passages": len(texts), "deleted": [], "vector_index": dense.kind,
+        "avgdl": {"words": words.avgdl, "chars": chars.avgdl},
+    }
+    return Built(entry, vectors, np.asarray(owners, dtype=np.int64), kinds)
 
 
 def build_snapshot(
@@ -60,44 +129,113 @@ def build_snapshot(
     index_dir: Path,
     to_simplified: bool = True,
 ) -> Path:
+    """A full build: every article in one base segment."""
     started = time.time()
     articles = sorted(articles, key=lambda a: a.id)
-    terms = dictionary_terms(articles, userdict)
+    terms = dictionary_terms((t for a in articles for t in a.tags), userdict)
     seg = Segmenter(terms, synonyms)
-
-    owners, kinds, texts, matched = [], [], [], []
-    for i, a in enumerate(articles):
-        for kind, text in article_passages(a):
-            owners.append(i)
-            kinds.append(kind)
-            texts.append(text)
-            matched.append(passage_text(kind, text, to_simplified))
-
-    vectors = np.zeros((len(texts), dim), dtype=np.float32)
-    for kind in ("query", "passage"):
-        rows = [i for i, k in enumerate(kinds) if embed_kind(k) == kind]
-        if rows:
-            vectors[rows] = embed([matched[i] for i in rows], kind)
-
     folder = snapshot.new_folder(index_dir)
-    BM25.build([seg.words(t) for t in matched]).save(folder / "words")
-    BM25.build([char_grams(t) for t in matched]).save(folder / "chars")
-    dense = VectorIndex.build(vectors, dim)
-    dense.save(folder / "dense.faiss")
-    snapshot.write_json(folder / "articles.json", [article_record(a) for a in articles])
-    snapshot.write_json(folder / "passages.json", {"owner": owners, "kind": kinds, "text": texts})
+    built = write_segment(folder, "", articles, seg, embed, dim, to_simplified)
+    questions = np.array([k in QUESTION_KINDS for k in built.kinds], dtype=bool)
+    learned = ranker.train(built.vectors[questions], built.owners[questions], len(articles))
+    if learned is not None:
+        np.savez(folder / "ranker.npz", weights=learned[0], bias=learned[1], none=learned[2])
     snapshot.write_json(folder / "dictionary.json", {"terms": terms, "synonyms": synonyms})
-    digest = hashlib.sha256("".join(a.content_hash for a in articles).encode()).hexdigest()[:16]
     snapshot.publish(folder, {
         "version": snapshot.FORMAT_VERSION,
         "embedder": embedder_id,
         "dim": dim,
         "articles": len(articles),
-        "passages": len(texts),
-        "vector_index": dense.kind,
-        "content_hash": digest,
+        "passages": len(built.kinds),
+        "vector_index": built.entry["vector_index"],
+        "ranker": learned is not None,
+        "content_hash": _digest(a.content_hash for a in articles),
         "to_simplified": to_simplified,
+        "segments": [built.entry],
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "build_seconds": round(time.time() - started, 3),
     })
     return folder
+
+
+def rebuild_reason(
+    manifest: dict, dictionary: tuple[dict, dict], embedder_id: str, to_simplified: bool,
+) -> str | None:
+    """Why the live index cannot take changes as they come, or None. `dictionary` holds the
+    live snapshot's and the content's ({"terms", "synonyms"})."""
+    if manifest.get("version") != snapshot.FORMAT_VERSION:
+        return "the live index has an older format"
+    if manifest["embedder"] != embedder_id or manifest.get("to_simplified") != to_simplified:
+        return "the embedder or the normalisation changed"
+    if dictionary[0] != dictionary[1]:
+        return "the dictionary changed, so every passage is segmented again"
+    return None
+
+
+def update_refused(manifest: dict, catalog: dict, changed: int) -> str | None:
+    """Why these changes make a full build rather than an update segment, or None."""
+    if manifest.get("ranker"):
+        return "the learned ranker is trained on every article"
+    if manifest["passages"] < UPDATES_FROM:
+        return "the index is small enough to rebuild in seconds"
+    in_updates = sum(1 for listed in catalog.values() if listed.segment > 0) + changed
+    if in_updates > MERGE_AT * max(len(catalog), 1):
+        return "updates hold over a tenth of the articles: they are merged into a new base"
+    return None
+
+
+def update_snapshot(
+    live: Path,
+    manifest: dict,
+    catalog: dict,
+    changed: list[Article],
+    removed: set[str],
+    terms: list[str],
+    synonyms: list[list[str]],
+    embed: EmbedFn,
+    index_dir: Path,
+) -> Path:
+    """The live snapshot's segments plus one segment with the changed articles; their older
+    versions and the removed articles are marked deleted where they were."""
+    started = time.time()
+    listed = [dict(e, deleted=list(e["deleted"])) for e in manifest["segments"]]
+    replaced = {a.id for a in changed} | removed
+    for aid in replaced & catalog.keys():
+        listed[catalog[aid].segment]["deleted"].append(catalog[aid].index)
+    incoming = list(changed)
+    folded = len(listed) > MAX_UPDATES
+    if folded:  # the update segments' live articles move into the new one
+        for e in listed[1:]:
+            records = segments.read_json(live / f"{e['prefix']}articles.json")
+            gone = set(e["deleted"])
+            incoming += [article_from_record(r) for i, r in enumerate(records) if i not in gone]
+        listed = listed[:1]
+    kept = [listed[0]] + [e for e in listed[1:] if len(e["deleted"]) < e["articles"]]
+
+    folder = snapshot.new_folder(index_dir)
+    snapshot.link(live, folder, ["dictionary.json"] + [
+        e["prefix"] + name for e in kept for name in segments.FILES])
+    built = write_segment(
+        folder, f"u-{uuid.uuid4().hex[:12]}.", sorted(incoming, key=lambda a: a.id),
+        Segmenter(terms, synonyms), embed, manifest["dim"], manifest["to_simplified"],
+        avgdl=listed[0].get("avgdl"),
+    )
+    kept.append(built.entry)
+    stay = {aid: x for aid, x in catalog.items()
+            if aid not in replaced and (x.segment == 0 or not folded)}
+    hashes = {aid: x.content_hash for aid, x in stay.items()}
+    hashes.update((a.id, a.content_hash) for a in incoming)
+    snapshot.publish(folder, {
+        **{k: v for k, v in manifest.items() if k not in ("segments", "built_at")},
+        "articles": len(hashes),
+        "passages": sum(x.passages for x in stay.values()) + built.entry["passages"],
+        "content_hash": _digest(hashes[aid] for aid in sorted(hashes)),
+        "segments": kept,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "build_seconds": round(time.time() - started, 3),
+    })
+    return folder
+
+
+def _digest(hashes: Iterable[str]) -> str:
+    return hashlib.sha256("".join(hashes).encode()).hexdigest()[:16]

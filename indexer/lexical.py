@@ -2,7 +2,11 @@
 
 Scores are divided by the query's own best possible score, so they lie in [0, 1] and mean the
 same across queries: fusion can mix them with cosine similarities and a fixed threshold can say
-when a match is confident."""
+when a match is confident.
+
+An index can hold several segments (a large base and small updates, see indexer/segments.py).
+Each segment stores its weights with its own idf; SegmentedBM25 rescales each query term to the
+idf of all segments together, so a term means as much in a small update as in the base."""
 
 from dataclasses import dataclass
 
@@ -13,14 +17,20 @@ K1 = 1.2
 B = 0.75
 
 
+def idf(n_docs, df):
+    return np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+
+
 @dataclass
 class BM25:
     vocab: dict[str, int]
     idf: np.ndarray  # per term
     weights: sparse.csr_matrix  # terms x passages, precomputed BM25 term weights
+    avgdl: float = 1.0  # the passage length the weights were normalised by (kept in the manifest)
 
     @classmethod
-    def build(cls, docs: list[list[str]]) -> "BM25":
+    def build(cls, docs: list[list[str]], avgdl: float | None = None) -> "BM25":
+        """`avgdl` fixes the length normalisation (an update segment takes its base's)."""
         vocab: dict[str, int] = {}
         rows, cols = [], []
         for col, tokens in enumerate(docs):
@@ -33,18 +43,22 @@ class BM25:
         )
         tf.sum_duplicates()
         lengths = np.array([len(d) for d in docs], dtype=np.float32)
-        avg = float(lengths.mean()) if n_docs and lengths.mean() > 0 else 1.0
+        if avgdl is None:
+            avgdl = float(lengths.mean()) if n_docs and lengths.mean() > 0 else 1.0
         df = np.diff(tf.indptr).astype(np.float32)
-        idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+        term_idf = idf(n_docs, df).astype(np.float32)
         # BM25 term weight per (term, passage), computed once at build time.
-        norm = K1 * (1 - B + B * lengths / avg)
+        norm = K1 * (1 - B + B * lengths / avgdl)
         tf.data = tf.data * (K1 + 1) / (tf.data + norm[tf.indices])
-        tf.data *= np.repeat(idf, np.diff(tf.indptr))
-        return cls(vocab=vocab, idf=idf, weights=tf.tocsr())
+        tf.data *= np.repeat(term_idf, np.diff(tf.indptr))
+        return cls(vocab=vocab, idf=term_idf, weights=tf.tocsr(), avgdl=avgdl)
 
     @property
     def n_docs(self) -> int:
         return self.weights.shape[1]
+
+    def df(self, term_id: int) -> int:
+        return int(self.weights.indptr[term_id + 1] - self.weights.indptr[term_id])
 
     def score(self, tokens: dict[str, float]) -> np.ndarray:
         """Normalised BM25 of every passage for weighted query tokens (token -> weight)."""
@@ -54,14 +68,21 @@ class BM25:
             if idx is not None:
                 ids.append(idx)
                 qweights.append(weight)
-        scores = np.zeros(self.n_docs, dtype=np.float32)
         if not ids:
-            return scores
+            return np.zeros(self.n_docs, dtype=np.float32)
         qw = np.asarray(qweights, dtype=np.float32)
-        scores += self.weights[ids].T @ qw
+        scores = self.raw(ids, qw)
         # Best case for each query token: a short passage that holds it.
         ceiling = float((self.idf[ids] * (K1 + 1) * qw).sum())
-        return scores / ceiling if ceiling > 0 else scores
+        if ceiling > 0:
+            scores /= np.float32(ceiling)
+        return scores
+
+    def raw(self, term_ids: list[int], qw: np.ndarray) -> np.ndarray:
+        """Unnormalised scores of every passage for term ids with (idf-rescaled) weights."""
+        if not term_ids:
+            return np.zeros(self.n_docs, dtype=np.float32)
+        return np.asarray(self.weights[term_ids].T @ qw, dtype=np.float32)
 
     def save(self, prefix) -> None:
         sparse.save_npz(f"{prefix}.npz", self.weights, compressed=False)
@@ -78,10 +99,56 @@ class BM25:
             text = fh.read()
         terms = text.split("\n") if text else []
         return cls(
-            vocab={t: i for i, t in enumerate(terms)},
+            vocab=dict(zip(terms, range(len(terms)))),
             idf=np.load(f"{prefix}.idf.npy"),
             weights=sparse.load_npz(f"{prefix}.npz").tocsr(),
         )
+
+
+class SegmentedBM25:
+    """Several BM25 segments scored as one: idf over all of them (deleted passages still count,
+    as in Lucene, until the segments are merged), then only the live passages, in order."""
+
+    def __init__(self, segments: list[BM25], live: list[np.ndarray | None]):
+        self.segments = segments
+        self.total_docs = sum(s.n_docs for s in segments)
+        # Live passages as runs of consecutive ids: deletions are few, so copying the runs
+        # out of each segment's scores is a handful of block copies.
+        self.runs = [_runs(np.arange(s.n_docs) if m is None else np.asarray(m, np.int64))
+                     for s, m in zip(segments, live)]
+        self.n_docs = sum(int((r[:, 1] - r[:, 0]).sum()) for r in self.runs)
+
+    def score(self, tokens: dict[str, float]) -> np.ndarray:
+        found = []  # (weight, [term id or None per segment], idf over every segment)
+        for token, weight in tokens.items():
+            ids = [s.vocab.get(token) for s in self.segments]
+            df = sum(s.df(i) for s, i in zip(self.segments, ids) if i is not None)
+            if df:
+                found.append((weight, ids, float(idf(self.total_docs, df))))
+        out = np.zeros(self.n_docs, dtype=np.float32)
+        if not found:
+            return out
+        ceiling = sum(w * g * (K1 + 1) for w, _, g in found)
+        at = 0
+        for n, (seg, runs) in enumerate(zip(self.segments, self.runs)):
+            use = [(w * g / float(seg.idf[ids[n]]), ids[n]) for w, ids, g in found
+                   if ids[n] is not None]
+            scores = seg.raw([i for _, i in use], np.array([w for w, _ in use], np.float32))
+            for a, b in runs:
+                out[at : at + b - a] = scores[a:b]
+                at += b - a
+        out /= np.float32(ceiling)
+        return out
+
+
+def _runs(ids: np.ndarray) -> np.ndarray:
+    """Sorted ids as [start, end) runs of consecutive values."""
+    if not len(ids):
+        return np.zeros((0, 2), dtype=np.int64)
+    breaks = np.flatnonzero(np.diff(ids) != 1) + 1
+    starts = np.concatenate([[0], breaks])
+    ends = np.concatenate([breaks, [len(ids)]])
+    return np.stack([ids[starts], ids[ends - 1] + 1], axis=1)
 
 
 def token_weights(tokens: list[str], extra: list[str] = (), extra_weight: float = 0.5):

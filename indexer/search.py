@@ -7,13 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer import snapshot
+from indexer import ranker, segments, snapshot
 from indexer.embedders import Embedder
 from indexer.fusion import fuse
-from indexer.lexical import BM25, token_weights
+from indexer.lexical import token_weights
 from indexer.normalize import has_content, normalize, strip_fillers
 from indexer.segment import Segmenter, char_grams
-from indexer.vector import VectorIndex
 from kb.errors import BadQuery, IndexMismatch
 
 
@@ -22,12 +21,13 @@ class RankParams:
     """Ranking settings. Defaults chosen by measurement on ../shared/bench (docs/benchmarks.md)."""
 
     method: str = "convex"
-    weights: dict = field(default_factory=lambda: {"dense": 0.8, "chars": 0.1, "words": 0.1})
+    weights: dict = field(
+        default_factory=lambda: {"dense": 0.8, "chars": 0.1, "words": 0.1, "learned": 1.0})
     answer_weight: float = 0.85  # answer passages count a little less than questions
     synonym_weight: float = 0.5
     lexical_candidates: int = 50
     dense_candidates: int = 100  # passages
-    confident_at: float = 0.80
+    confident_at: float = 0.47  # top-1 precision 0.91 on unionpay-dev (docs/benchmarks.md)
 
 
 @dataclass(frozen=True)
@@ -66,20 +66,22 @@ class Searcher:
         self.manifest = manifest
         self.embedder = embedder
         self.params = params or RankParams()
-        self.articles = json.loads((folder / "articles.json").read_text(encoding="utf-8"))
-        passages = json.loads((folder / "passages.json").read_text(encoding="utf-8"))
-        self.owner = np.asarray(passages["owner"], dtype=np.int64)
-        self.kinds = passages["kind"]
-        self.texts = passages["text"]
+        # The snapshot's segments as one index (indexer/segments.py).
+        view = segments.load_view(folder, manifest)
+        self.articles, self.owner, self.kinds, self.texts = (
+            view.articles, view.owner, view.kinds, view.texts)
         self.answer_mask = np.array([k == "answer" for k in self.kinds], dtype=bool)
         # Passages of one article are contiguous: article i owns starts[i]:starts[i + 1].
         counts = np.bincount(self.owner, minlength=len(self.articles))
         self.starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         dictionary = json.loads((folder / "dictionary.json").read_text(encoding="utf-8"))
         self.segmenter = Segmenter(dictionary["terms"], dictionary["synonyms"])
-        self.words = BM25.load(folder / "words")
-        self.chars = BM25.load(folder / "chars")
-        self.dense = VectorIndex.load(folder / "dense.faiss")
+        self.words, self.chars, self.dense = view.words, view.chars, view.dense
+        learned = folder / "ranker.npz"
+        self.ranker = None
+        if learned.exists():
+            with np.load(learned) as saved:
+                self.ranker = (saved["weights"], saved["bias"], saved["none"])
         self.categories = np.array([a["category"] for a in self.articles], dtype=object)
         self.by_id = {a["id"]: i for i, a in enumerate(self.articles)}
         self._embed_query = functools.lru_cache(maxsize=4096)(self._embed_query_uncached)
@@ -127,10 +129,12 @@ class Searcher:
             lexical_total = np.where(allowed, lexical_total, -1.0)
         n_lex = min(p.lexical_candidates, len(self.articles))
         cands = set(np.argpartition(-lexical_total, n_lex - 1)[:n_lex].tolist())
-        qv = self._embed_query(q.text)
-        widen = 5 if category else 1
-        ids, _ = self.dense.search(qv, p.dense_candidates * widen)
-        cands.update(self.owner[ids].tolist())
+        uses_model = p.weights.get("dense", 0) > 0 or p.weights.get("learned", 0) > 0
+        qv = self._embed_query(q.text) if uses_model else None
+        if qv is not None:
+            widen = 5 if category else 1
+            ids, _ = self.dense.search(qv, p.dense_candidates * widen)
+            cands.update(self.owner[ids].tolist())
         cand = np.array(sorted(c for c in cands if allowed is None or allowed[c]), dtype=np.int64)
         if not len(cand):
             return []
@@ -138,14 +142,23 @@ class Searcher:
         # Exact re-scoring of every passage of every candidate.
         spans = [np.arange(self.starts[c], self.starts[c + 1]) for c in cand]
         pids = np.concatenate(spans)
-        dense_p = self.dense.vectors(pids) @ qv
-        dense_p[self.answer_mask[pids]] *= p.answer_weight
+        if qv is not None:
+            dense_p = self.dense.vectors(pids) @ qv
+            dense_p[self.answer_mask[pids]] *= p.answer_weight
+        else:
+            dense_p = np.zeros(len(pids), dtype=np.float32)
         sig_p = {"dense": dense_p, "chars": lex["chars"][pids], "words": lex["words"][pids]}
         offsets = np.concatenate([[0], np.cumsum([len(s) for s in spans])])[:-1]
         signals = {n: np.maximum.reduceat(v, offsets) for n, v in sig_p.items()}
-        scores = fuse(p.method, signals, p.weights)
+        signals["learned"] = (
+            ranker.probabilities(qv, *self.ranker)[cand]
+            if self.ranker is not None and qv is not None else np.zeros(len(cand))
+        )
+        active = {n: w for n, w in p.weights.items() if n != "learned" or self.ranker is not None}
+        # Dividing by the weights in play keeps one threshold meaningful with or without a ranker.
+        scores = fuse(p.method, signals, active) / max(sum(active.values()), 1e-9)
         # The passage that explains the match: the best one under the same weights.
-        passage_fit = sum(p.weights[n] * sig_p[n] for n in p.weights)
+        passage_fit = sum(p.weights.get(n, 0) * sig_p[n] for n in sig_p)
         best_p = [int(np.argmax(passage_fit[o : o + len(s)])) + o for o, s in zip(offsets, spans)]
 
         order = np.argsort(-scores, kind="stable")[:k]

@@ -9,16 +9,13 @@ import time
 import uuid
 from pathlib import Path
 
+from indexer import segments
 from kb.errors import CorruptIndex, NoIndex
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: segments (indexer/segments.py); 1 is read as one base segment
+READABLE = (1, 2)
 POINTER = "CURRENT"
 MANIFEST = "manifest.json"
-FILES = (
-    "articles.json", "passages.json", "dictionary.json", "dense.faiss",
-    "words.npz", "words.idf.npy", "words.vocab.txt", "chars.npz", "chars.idf.npy",
-    "chars.vocab.txt",
-)
 KEEP_OLD = 2  # older snapshots kept so in-flight readers of them can finish
 
 
@@ -31,9 +28,16 @@ def new_folder(index_dir: Path) -> Path:
 
 def write_json(path: Path, data) -> None:
     with open(path, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, ensure_ascii=False)
+        fh.write(json.dumps(data, ensure_ascii=False))
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def link(source: Path, folder: Path, names: list[str]) -> None:
+    """Hard-link files of an older snapshot into a new one: snapshots never change their files,
+    so sharing them is safe and costs no copy."""
+    for name in names:
+        os.link(source / name, folder / name)
 
 
 def publish(folder: Path, manifest: dict) -> None:
@@ -64,9 +68,10 @@ def check(folder: Path) -> dict:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise CorruptIndex(f"index {folder} has no readable manifest ({exc}): {rebuild}") from None
-    if manifest.get("version") != FORMAT_VERSION:
+    if manifest.get("version") not in READABLE:
         raise CorruptIndex(f"index {folder} has format {manifest.get('version')}: {rebuild}")
-    missing = [name for name in FILES if not (folder / name).exists()]
+    names = ["dictionary.json", *segments.required_files(manifest, folder)]
+    missing = [name for name in names if not (folder / name).exists()]
     if missing:
         raise CorruptIndex(f"index {folder} is missing {', '.join(missing)}: {rebuild}")
     return manifest

@@ -1,13 +1,17 @@
 """Dense index over passage vectors (inner product of unit vectors = cosine).
 
 Exact (flat) below HNSW_FROM passages, where a scan of every vector is cheap; HNSW above, where
-the scan would dominate a query. Candidates are re-scored exactly with reconstructed vectors."""
+the scan would dominate a query (bench/speed.py measures where that happens). HNSW keeps its
+vectors as float16: half the memory, and cosines off by about 1e-4, far below what separates two
+articles. Candidates are re-scored with reconstructed vectors."""
 
 import faiss
 import numpy as np
 
-HNSW_FROM = 200_000
+HNSW_FROM = 20_000
 HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
 
 
 class VectorIndex:
@@ -15,12 +19,13 @@ class VectorIndex:
         self.index = index
 
     @classmethod
-    def build(cls, vectors: np.ndarray, dim: int) -> "VectorIndex":
+    def build(cls, vectors: np.ndarray, dim: int, hnsw_from: int = HNSW_FROM) -> "VectorIndex":
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dim)
-        if len(vectors) >= HNSW_FROM:
-            index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = 80
-            index.hnsw.efSearch = 128
+        if len(vectors) >= hnsw_from:
+            index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_fp16, HNSW_M,
+                                      faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            index.train(vectors[:1])  # float16 needs no statistics; faiss wants the call
         else:
             index = faiss.IndexFlatIP(dim)
         if len(vectors):
@@ -40,6 +45,8 @@ class VectorIndex:
         k = min(k, self.size)
         if k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if isinstance(self.index, faiss.IndexHNSW):
+            self.index.hnsw.efSearch = max(HNSW_EF_SEARCH, k)
         scores, ids = self.index.search(query.reshape(1, -1).astype(np.float32), k)
         keep = ids[0] >= 0
         return ids[0][keep], scores[0][keep]
@@ -53,3 +60,52 @@ class VectorIndex:
     @classmethod
     def load(cls, path) -> "VectorIndex":
         return cls(faiss.read_index(str(path)))
+
+
+class SegmentedVectors:
+    """Several vector segments searched as one, over their live passages only, which are
+    numbered in segment order (the numbering SegmentedBM25 and the passage arrays use)."""
+
+    def __init__(self, segments: list[VectorIndex], live: list[np.ndarray | None]):
+        self.segments = segments
+        self.dead = [0 if m is None else s.size - len(m) for s, m in zip(segments, live)]
+        self.global_of = []  # per segment: local passage id -> global live id, -1 if deleted
+        owners, locals_, offset = [], [], 0
+        for n, (seg, m) in enumerate(zip(segments, live)):
+            local = np.arange(seg.size, dtype=np.int64) if m is None else np.asarray(m, np.int64)
+            mapping = np.full(seg.size, -1, dtype=np.int64)
+            mapping[local] = np.arange(offset, offset + len(local))
+            self.global_of.append(mapping)
+            owners.append(np.full(len(local), n, dtype=np.int16))
+            locals_.append(local)
+            offset += len(local)
+        self.size = offset
+        self._segment = np.concatenate(owners) if owners else np.zeros(0, np.int16)
+        self._local = np.concatenate(locals_) if locals_ else np.zeros(0, np.int64)
+
+    @property
+    def kind(self) -> str:
+        return self.segments[0].kind if self.segments else "flat"
+
+    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        ids, scores = [], []
+        for seg, dead, mapping in zip(self.segments, self.dead, self.global_of):
+            local, score = seg.search(query, k + dead)  # deleted passages may take places
+            found = mapping[local]
+            ids.append(found[found >= 0])
+            scores.append(score[found >= 0])
+        ids, scores = np.concatenate(ids), np.concatenate(scores)
+        best = np.argsort(-scores, kind="stable")[:k]
+        return ids[best], scores[best]
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        segment, local = self._segment[ids], self._local[ids]
+        if len(self.segments) == 1:
+            return self.segments[0].vectors(local)
+        out = np.empty((len(ids), self.segments[0].index.d), dtype=np.float32)
+        for n, seg in enumerate(self.segments):
+            rows = np.flatnonzero(segment == n)
+            if len(rows):
+                out[rows] = seg.vectors(local[rows])
+        return out

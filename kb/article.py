@@ -2,6 +2,7 @@
 
 import datetime as dt
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,26 +164,46 @@ def dump_article(article: Article) -> str:
     return text
 
 
+def article_files(content_dir: Path) -> list[str]:
+    """The article files under content_dir in a stable order: every *.md except README.md and
+    whatever sits in a folder or file whose name starts with '_' or '.'."""
+    found = []
+    for folder, dirs, files in os.walk(content_dir, followlinks=True):
+        dirs[:] = [d for d in dirs if not d.startswith(("_", "."))]
+        found.extend(os.path.join(folder, f) for f in files if f.endswith(".md")
+                     and not f.startswith(("_", ".")) and f != "README.md")
+    return sorted(found, key=lambda p: p.split(os.sep))
+
+
+def load_file(path: Path) -> Article:
+    """One article file. Raises ArticleError, also for a file that is not UTF-8."""
+    path = Path(path)
+    try:
+        return parse_article(path.read_text(encoding="utf-8"), path)
+    except UnicodeDecodeError as exc:
+        raise ArticleError(path, None, f"not UTF-8 text ({exc.reason}): save as UTF-8") from None
+
+
+def duplicate_id(article_id: str, path: Path, seen: dict[str, Path]) -> ArticleError | None:
+    """The error for an id an earlier file already uses; records the id otherwise."""
+    if article_id in seen:
+        return ArticleError(path, 2, f"id '{article_id}' is used by {seen[article_id]} too")
+    seen[article_id] = path
+    return None
+
+
 def load_folder(content_dir: Path) -> tuple[list[Article], list[ArticleError]]:
     """Every article under content_dir. A broken file is reported and skipped, never fatal."""
     articles, errors, seen = [], [], {}
-    for path in sorted(Path(content_dir).rglob("*.md")):
-        rel = path.relative_to(content_dir)
-        if any(part.startswith(("_", ".")) for part in rel.parts) or path.name == "README.md":
-            continue
+    for path in map(Path, article_files(content_dir)):
         try:
-            text = path.read_text(encoding="utf-8")
-            article = parse_article(text, path)
-        except UnicodeDecodeError as exc:
-            errors.append(ArticleError(path, None, f"not UTF-8 text ({exc.reason}): save as UTF-8"))
-            continue
+            article = load_file(path)
         except ArticleError as exc:
             errors.append(exc)
             continue
-        if article.id in seen:
-            other = seen[article.id]
-            errors.append(ArticleError(path, 2, f"id '{article.id}' is used by {other} too"))
+        duplicate = duplicate_id(article.id, path, seen)
+        if duplicate:
+            errors.append(duplicate)
             continue
-        seen[article.id] = path
         articles.append(article)
     return articles, errors

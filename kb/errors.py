@@ -38,3 +38,36 @@ class BadQuery(KBError):
 
 class ConfigError(KBError):
     """A setting is missing or invalid."""
+
+
+class InvalidArticle(KBError):
+    """An edit would give an article that does not read back as written, or that clashes with
+    other articles; `problems` holds (field, problem) pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("; ".join(f"{field}: {problem}" for field, problem in problems))
+
+
+class VersionRequired(KBError):
+    """A change to an existing article came without the version (ETag) it was made from."""
+
+
+class StaleVersion(KBError):
+    """The article changed since the editor loaded it; `current` is its version now."""
+
+    def __init__(self, message: str, current: str):
+        self.current = current
+        super().__init__(message)
+
+
+class ArticleExists(KBError):
+    """An article with that id, or a file at its path, exists already."""
+
+
+class SheetError(KBError):
+    """An import sheet cannot be used; `problems` lists what to fix, and nothing was written."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        self.problems = problems or []
+        super().__init__(message)

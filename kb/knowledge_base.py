@@ -9,16 +9,27 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer import snapshot
-from indexer.build import build_snapshot
+from indexer import segments, snapshot
+from indexer.batching import BatchingEmbedder
+from indexer.build import (
+    build_snapshot,
+    dictionary_terms,
+    embed_kind,
+    passage_text,
+    rebuild_reason,
+    update_refused,
+    update_snapshot,
+)
 from indexer.embedders import Embedder, make_embedder
 from indexer.search import Hit, Query, RankParams, Searcher
 from indexer.segment import load_dictionary
-from kb.article import Article, load_folder
-from kb.errors import ArticleError, BadQuery, NotFound
+from indexer.segments import read_json
+from kb.errors import ArticleError, BadQuery, KBError, NotFound
+from kb.scan import articles as scanned_articles
+from kb.scan import scan
 from kb.store import Store, text_key
 
-EMBED_BATCH = 64
+EMBED_BATCH = 256  # texts per model call; bench/speed.py compares the build with the model
 
 
 @dataclass
@@ -30,6 +41,7 @@ class IndexReport:
     embedded: int = 0  # texts sent to the model (the rest came from the cache)
     errors: list[ArticleError] = field(default_factory=list)
     snapshot: str = ""
+    build: str = ""  # "update", "full: <why>" or "none: nothing changed"
 
 
 class KnowledgeBase:
@@ -52,6 +64,7 @@ class KnowledgeBase:
         self.max_query_chars = max_query_chars
         self._searcher: Searcher | None = None
         self._searcher_name = None
+        self._batcher: BatchingEmbedder | None = None
         self._lock = threading.Lock()
 
     @property
@@ -60,32 +73,70 @@ class KnowledgeBase:
             self._embedder = make_embedder(self._embedder_spec)
         return self._embedder
 
+    def _query_embedder(self) -> Embedder:
+        """The model as searches use it: concurrent queries share model calls."""
+        if self._batcher is None or self._batcher.inner is not self.embedder:
+            self._batcher = BatchingEmbedder(self.embedder)
+        return self._batcher
+
     # Indexing.
     def reindex(self, full: bool = False, progress: Callable[[int, int], None] | None = None):
-        """Index content_dir. Unchanged text is taken from the embedding cache, never re-embedded;
-        `full` clears the cache for this embedder first."""
-        articles, errors = load_folder(self.content_dir)
-        terms, synonyms = load_dictionary(self.content_dir / "_dict")
-        report = IndexReport(errors=errors)
+        """Index content_dir. Only files that changed are read and only text missing from the
+        embedding cache is embedded; on a large index the changes go into a small update
+        segment (indexer/build.py), so an edit is searchable in well under a second.
+        `full` re-reads every file, clears this embedder's cache and builds a new base."""
+        userdict, synonyms = load_dictionary(self.content_dir / "_dict")
         with self._build_lock(), self._store() as store:
+            model = self.embedder
             if full:
-                store.db.execute("DELETE FROM embeddings WHERE embedder = ?",
-                                 [self.embedder.model_id])
-            before = store.indexed_hashes()
-            now = {a.id: a.content_hash for a in articles}
-            report.added = sorted(set(now) - set(before))
-            report.removed = sorted(set(before) - set(now))
-            report.changed = sorted(i for i in now if i in before and before[i] != now[i])
+                store.forget_vectors(model.model_id)
+            found, errors = scan(self.content_dir, store, reread=full)
+            report = IndexReport(errors=errors)
+            live, manifest, catalog = self._live_index()
+            now = {f.id: f for f in found}
+            report.added = sorted(now.keys() - catalog.keys())
+            report.removed = sorted(catalog.keys() - now.keys())
+            report.changed = sorted(i for i in now.keys() & catalog.keys()
+                                    if now[i].content_hash != catalog[i].content_hash)
             report.unchanged = len(now) - len(report.added) - len(report.changed)
+            terms = dictionary_terms((t for f in found for t in f.tags), userdict)
+            reason = "a full build was asked for" if full else "there is no index yet"
+            if live and not full:
+                dictionaries = (read_json(live / "dictionary.json"),
+                                {"terms": terms, "synonyms": synonyms})
+                reason = rebuild_reason(manifest, dictionaries, model.model_id,
+                                        self.to_simplified)
+            touched = report.added + report.changed
+            if reason is None and not touched and not report.removed:
+                report.build, report.snapshot = "none: nothing changed", live.name
+                return report
+            reason = reason or update_refused(manifest, catalog, len(touched))
             embed = self._cached_embed(store, report, progress)
-            folder = build_snapshot(
-                articles, terms, synonyms, embed, self.embedder.model_id, self.embedder.dim,
-                self.index_dir, self.to_simplified,
-            )
-            store.record_articles(articles, _passages_by_article(articles))
+            if reason is None:
+                folder = update_snapshot(
+                    live, manifest, catalog, scanned_articles([now[i] for i in touched], store),
+                    set(report.removed), terms, synonyms, embed, self.index_dir,
+                )
+                report.build = "update"
+            else:
+                folder = build_snapshot(
+                    scanned_articles(found, store), userdict, synonyms, embed, model.model_id,
+                    model.dim, self.index_dir, self.to_simplified,
+                )
+                report.build = f"full: {reason}"
             snapshot.clean(self.index_dir)
         report.snapshot = folder.name
         return report
+
+    def _live_index(self) -> tuple[Path | None, dict, dict]:
+        """The live snapshot's folder, manifest and catalog; (None, {}, {}) without one, or
+        when it is unreadable (the build replaces it)."""
+        try:
+            folder = snapshot.current_folder(self.index_dir)
+            manifest = snapshot.check(folder)
+            return folder, manifest, segments.catalog(folder, manifest)
+        except (KBError, OSError, ValueError, KeyError):
+            return None, {}, {}
 
     def _cached_embed(self, store: Store, report: IndexReport, progress):
         model = self.embedder
@@ -93,7 +144,7 @@ class KnowledgeBase:
         def embed(texts: list[str], kind: str) -> np.ndarray:
             keys = [text_key(kind, t) for t in texts]
             found = store.cached_vectors(model.model_id, keys)
-            todo = sorted({k: t for k, t in zip(keys, texts) if k not in found}.items())
+            todo = list({k: t for k, t in zip(keys, texts) if k not in found}.items())
             for start in range(0, len(todo), EMBED_BATCH):
                 batch = todo[start : start + EMBED_BATCH]
                 vectors = model.encode([t for _, t in batch], kind)
@@ -103,11 +154,19 @@ class KnowledgeBase:
                 report.embedded += len(batch)
                 if progress:
                     progress(min(start + EMBED_BATCH, len(todo)), len(todo))
-            if not keys:
-                return np.zeros((0, model.dim), dtype=np.float32)
-            return np.stack([found[k] for k in keys])
+            out = np.empty((len(keys), model.dim), dtype=np.float32)
+            for row, key in enumerate(keys):
+                out[row] = found[key]
+            return out
 
         return embed
+
+    def embed_questions(self, questions: list[str]) -> np.ndarray:
+        """Question vectors as the index makes them, from the embedding cache where it has them
+        (`kb lint --deep` compares them)."""
+        texts = [passage_text("title", q, self.to_simplified) for q in questions]
+        with self._store() as store:
+            return self._cached_embed(store, IndexReport(), None)(texts, embed_kind("title"))
 
     @contextmanager
     def _build_lock(self):
@@ -137,7 +196,7 @@ class KnowledgeBase:
             with self._lock:
                 if self._searcher is None or name != self._searcher_name:
                     folder = snapshot.current_folder(self.index_dir)
-                    self._searcher = Searcher(folder, self.embedder, self.params)
+                    self._searcher = Searcher(folder, self._query_embedder(), self.params)
                     self._searcher_name = folder.name
         return self._searcher
 
@@ -169,8 +228,3 @@ class KnowledgeBase:
             categories[a["category"]] = categories.get(a["category"], 0) + 1
         return {**s.manifest, "snapshot": s.folder.name, "categories": categories}
 
-
-def _passages_by_article(articles: list[Article]) -> dict[str, list[tuple]]:
-    from indexer.passages import article_passages
-
-    return {a.id: article_passages(a) for a in articles}

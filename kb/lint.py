@@ -1,14 +1,20 @@
 """Content checks that `kb lint` runs: what would confuse search or an agent reading aloud."""
 
 import datetime as dt
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from indexer.normalize import normalize, strip_fillers
 from indexer.passages import plain_text
 from kb.article import Article, load_folder
 
 SPOKEN_LIMIT = 300  # characters; about a minute read aloud
+# Cosine of two questions' e5 vectors above which they are taken to ask the same thing; pairs
+# of different articles over it in content/ are true paraphrases (kb lint --deep).
+NEAR_DUPLICATE = 0.95
 
 
 @dataclass(frozen=True)
@@ -29,8 +35,26 @@ def lint_folder(content_dir: Path, today: dt.date | None = None) -> list[Problem
     return problems + lint_articles(articles, today or dt.date.today())
 
 
-def _key(text: str) -> str:
+def question_key(text: str) -> str:
+    """What makes two questions the same question: normalised, without fillers or end marks."""
     return strip_fillers(normalize(text)).rstrip("?？。!！ ")
+
+
+def questions_of(a: Article) -> list[tuple[str, str]]:
+    """(kind, question) pairs: the title, then each similar question."""
+    return [("title", a.title)] + [("similar", s) for s in a.similar]
+
+
+def clashes(article: Article, others: Iterable[Article]) -> list[tuple[str, str, Article, str]]:
+    """(kind, question, other article, its kind) for every question of `article` that another
+    article asks already."""
+    owner: dict[str, tuple[Article, str]] = {}
+    for other in others:
+        if other.id != article.id:
+            for kind, question in questions_of(other):
+                owner.setdefault(question_key(question), (other, kind))
+    return [(kind, q, *owner[question_key(q)]) for kind, q in questions_of(article)
+            if question_key(q) in owner]
 
 
 def lint_articles(articles: list[Article], today: dt.date) -> list[Problem]:
@@ -38,8 +62,8 @@ def lint_articles(articles: list[Article], today: dt.date) -> list[Problem]:
     ids = {a.id for a in articles}
     owner: dict[str, tuple[Article, str]] = {}
     for a in articles:
-        for kind, question in [("title", a.title)] + [("similar", s) for s in a.similar]:
-            key = _key(question)
+        for kind, question in questions_of(a):
+            key = question_key(question)
             if key in owner and owner[key][0].id != a.id:
                 other, other_kind = owner[key]
                 problems.append(Problem(a.path, None, (
@@ -58,4 +82,32 @@ def lint_articles(articles: list[Article], today: dt.date) -> list[Problem]:
             problems.append(Problem(a.path, None, (
                 f"the answer is {spoken} characters; keep what the agent reads out under "
                 f"{SPOKEN_LIMIT}"), "warning"))
+    return problems
+
+
+def near_duplicates(articles: list[Article], embed: Callable[[list[str]], np.ndarray],
+                    threshold: float = NEAR_DUPLICATE) -> list[Problem]:
+    """Pairs of articles with questions whose embeddings are closer than `threshold`: "these two
+    articles answer the same question". `embed` gives unit vectors, one row per question. One
+    warning per pair of articles, naming its closest two questions."""
+    asked = [(n, q) for n, a in enumerate(articles) for _, q in questions_of(a)]
+    if not asked:
+        return []
+    owner = np.array([n for n, _ in asked])
+    vectors = np.asarray(embed([q for _, q in asked]), dtype=np.float32)
+    best: dict[tuple[int, int], tuple[float, int, int]] = {}
+    for start in range(0, len(asked), 1024):  # blocks keep memory flat on a large KB
+        sims = vectors[start : start + 1024] @ vectors.T
+        sims[owner[start : start + 1024, None] >= owner[None, :]] = -1.0  # each pair once
+        for i, j in zip(*np.nonzero(sims >= threshold)):
+            pair, sim = (int(owner[start + i]), int(owner[j])), float(sims[i, j])
+            if sim > best.get(pair, (-1.0, 0, 0))[0]:
+                best[pair] = (sim, start + int(i), int(j))
+    problems = []
+    for (x, y), (sim, i, j) in sorted(best.items(), key=lambda kv: -kv[1][0]):
+        first, second = articles[x], articles[y]
+        problems.append(Problem(second.path, None, (
+            f"'{asked[j][1]}' is a near duplicate of '{asked[i][1]}' of '{first.id}' "
+            f"({first.path}), cosine {sim:.3f}: the two articles may answer the same question; "
+            "merge them or make the questions distinct"), "warning"))
     return problems

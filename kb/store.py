@@ -1,21 +1,37 @@
-"""SQLite store (through sqlite-utils): what was indexed, and the embedding cache.
+"""SQLite store (through sqlite-utils): the parsed content files, and the embedding cache.
 
-The cache is keyed by (embedder id, kind, text hash), so text that did not change is never
-embedded twice, whichever article it moves to."""
+The embedding cache is keyed by (embedder id, kind, text hash), so text that did not change is
+never embedded twice, whichever article it moves to. The file table remembers each article file
+as it was parsed (modification time, size, the article), so an incremental index reads only the
+files that changed."""
 
+import datetime as dt
 import hashlib
 import json
 import sqlite3
+from dataclasses import asdict
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import sqlite_utils
 
 from kb.article import Article
 
+TAG_SEP = "\x1f"  # tags are short words; a control character never occurs in one
+
 
 def text_key(kind: str, text: str) -> str:
     return hashlib.sha256(f"{kind}\x00{text}".encode()).hexdigest()[:24]
+
+
+class FileRecord(NamedTuple):
+    mtime_ns: int
+    size: int
+    checked_ns: int  # when the file was last read
+    id: str
+    content_hash: str
+    tags: list[str]
 
 
 class Store:
@@ -29,39 +45,56 @@ class Store:
         self._create()
 
     def _create(self) -> None:
-        if "articles" not in self.db.table_names():
-            self.db["articles"].create(
-                {"id": str, "path": str, "content_hash": str, "title": str, "category": str,
-                 "data": str},
-                pk="id",
-            )
-        if "passages" not in self.db.table_names():
-            self.db["passages"].create(
-                {"article_id": str, "seq": int, "kind": str, "text": str}, pk=("article_id", "seq")
+        # The tables of the first layout recorded every article on every build; dropped.
+        for old in ("articles", "passages"):
+            if old in self.db.table_names():
+                self.db[old].drop()
+        if "files" not in self.db.table_names():
+            self.db["files"].create(
+                {"path": str, "mtime_ns": int, "size": int, "checked_ns": int, "id": str,
+                 "content_hash": str, "tags": str, "article": str},
+                pk="path",
             )
         if "embeddings" not in self.db.table_names():
             self.db["embeddings"].create(
                 {"embedder": str, "key": str, "dim": int, "vector": bytes}, pk=("embedder", "key")
             )
 
-    # Articles and passages: a record of what the last build indexed.
-    def indexed_hashes(self) -> dict[str, str]:
-        return {r["id"]: r["content_hash"] for r in self.db["articles"].rows}
+    # Parsed files.
+    def files(self) -> dict[str, FileRecord]:
+        rows = self.db.execute(
+            "SELECT path, mtime_ns, size, checked_ns, id, content_hash, tags FROM files")
+        return {path: FileRecord(m, s, c, i, h, t.split(TAG_SEP) if t else [])
+                for path, m, s, c, i, h, t in rows}
 
-    def record_articles(self, articles: list[Article], passages: dict[str, list[tuple]]) -> None:
+    def save_files(self, rows: list[tuple[str, int, int, int, Article]]) -> None:
+        """(path, mtime_ns, size, checked_ns, article) of files just read."""
         with self.db.conn:
-            self.db.execute("DELETE FROM articles")
-            self.db.execute("DELETE FROM passages")
-            self.db["articles"].insert_all(
-                {"id": a.id, "path": a.path, "content_hash": a.content_hash, "title": a.title,
-                 "category": a.category, "data": json.dumps(a.questions, ensure_ascii=False)}
-                for a in articles
+            self.db["files"].insert_all(
+                ({"path": path, "mtime_ns": m, "size": s, "checked_ns": c, "id": a.id,
+                  "content_hash": a.content_hash, "tags": TAG_SEP.join(a.tags),
+                  "article": json.dumps(_article_row(a), ensure_ascii=False)}
+                 for path, m, s, c, a in rows),
+                replace=True,
             )
-            self.db["passages"].insert_all(
-                {"article_id": aid, "seq": i, "kind": kind, "text": text}
-                for aid, rows in passages.items()
-                for i, (kind, text) in enumerate(rows)
-            )
+
+    def forget_files(self, paths: list[str]) -> None:
+        with self.db.conn:
+            for start in range(0, len(paths), 500):
+                chunk = paths[start : start + 500]
+                self.db.execute(
+                    f"DELETE FROM files WHERE path IN ({','.join('?' * len(chunk))})", chunk)
+
+    def articles(self, paths: list[str]) -> dict[str, Article]:
+        """The parsed articles of recorded files, by path."""
+        found = {}
+        for start in range(0, len(paths), 500):
+            chunk = paths[start : start + 500]
+            rows = self.db.execute(
+                f"SELECT path, article FROM files WHERE path IN ({','.join('?' * len(chunk))})",
+                chunk)
+            found.update((path, _article_from_row(json.loads(data))) for path, data in rows)
+        return found
 
     # Embedding cache.
     def cached_vectors(self, embedder: str, keys: list[str]) -> dict[str, np.ndarray]:
@@ -79,11 +112,31 @@ class Store:
 
     def cache_vectors(self, embedder: str, vectors: dict[str, np.ndarray]) -> None:
         with self.db.conn:
-            self.db["embeddings"].insert_all(
-                ({"embedder": embedder, "key": k, "dim": len(v),
-                  "vector": np.asarray(v, dtype=np.float32).tobytes()} for k, v in vectors.items()),
-                replace=True,
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO embeddings (embedder, key, dim, vector) "
+                "VALUES (?, ?, ?, ?)",
+                ((embedder, k, len(v), np.asarray(v, dtype=np.float32).tobytes())
+                 for k, v in vectors.items()),
             )
+
+    def forget_vectors(self, embedder: str) -> None:
+        with self.db.conn:
+            self.db.execute("DELETE FROM embeddings WHERE embedder = ?", [embedder])
 
     def close(self) -> None:
         self.db.conn.close()
+
+
+def _article_row(a: Article) -> dict:
+    row = asdict(a)
+    row["effective"] = a.effective.isoformat() if a.effective else None
+    row["effective_to"] = a.effective_to.isoformat() if a.effective_to else None
+    return row
+
+
+def _article_from_row(row: dict) -> Article:
+    for key in ("tags", "similar", "related"):
+        row[key] = tuple(row[key])
+    for key in ("effective", "effective_to"):
+        row[key] = dt.date.fromisoformat(row[key]) if row[key] else None
+    return Article(**row)

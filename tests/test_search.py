@@ -9,7 +9,7 @@ from kb.errors import BadQuery
     ("query", "expected"),
     [
         ("家里突然没电了", "repair-home-outage"),
-        ("交了钱怎么还不来电", "arrears-reconnect"),
+        ("欠费停了电，补交以后多久能恢复", "arrears-reconnect"),
         ("电费咋那么高", "bill-why-high"),
         ("抢修的人多久到", "repair-arrival-time"),
         ("停电前会不会提前告诉我", "outage-planned-notice"),

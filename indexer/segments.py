@@ -1,0 +1,157 @@
+"""Segments: how one snapshot holds a large base and small updates, and how they load as one.
+
+A segment is an immutable set of files for some articles: their records, passages, both BM25
+fields, vectors and a catalog (ids, content hashes, tags). The base segment's files have plain
+names (articles.json, dense.faiss, ...); an update segment's names start with its prefix
+(`u-<uid>.`). The manifest lists the segments and, for each, the articles that a later segment
+replaced or that were removed ("deleted"). A new snapshot hard-links the files of the segments
+it keeps, so an update writes only its own small files.
+
+Loaded segments are shared by every snapshot of this process that holds them: reloading after
+an update reads only the new segment."""
+
+import json
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from indexer.lexical import BM25, SegmentedBM25
+from indexer.vector import SegmentedVectors, VectorIndex
+
+FILES = (
+    "articles.json", "passages.json", "catalog.json", "dense.faiss",
+    "words.npz", "words.idf.npy", "words.vocab.txt", "chars.npz", "chars.idf.npy",
+    "chars.vocab.txt",
+)
+OPTIONAL = ("catalog.json",)  # snapshots of format 1 have none
+
+
+@dataclass(eq=False)
+class Segment:
+    uid: str
+    articles: list[dict]
+    owner: np.ndarray  # passage -> article, within the segment
+    kinds: list[str]
+    texts: list[str]
+    words: BM25
+    chars: BM25
+    dense: VectorIndex
+
+
+@dataclass
+class View:
+    """A snapshot's live articles and passages, numbered across its segments in order."""
+
+    articles: list[dict]
+    owner: np.ndarray
+    kinds: list[str]
+    texts: list[str]
+    words: BM25 | SegmentedBM25
+    chars: BM25 | SegmentedBM25
+    dense: VectorIndex | SegmentedVectors
+
+
+_loaded: "weakref.WeakValueDictionary[str, Segment]" = weakref.WeakValueDictionary()
+
+
+def entries(manifest: dict, folder: Path) -> list[dict]:
+    """The manifest's segments; a format-1 snapshot is one base segment named by its folder."""
+    return manifest.get("segments") or [{"uid": folder.name, "prefix": "", "deleted": []}]
+
+
+def required_files(manifest: dict, folder: Path) -> list[str]:
+    return [e["prefix"] + name for e in entries(manifest, folder) for name in FILES
+            if name not in OPTIONAL]
+
+
+def read_json(path: Path):
+    with open(path, "rb") as fh:
+        return json.loads(fh.read())
+
+
+def load_segment(folder: Path, entry: dict) -> Segment:
+    segment = _loaded.get(entry["uid"])
+    if segment is None:
+        p = f"{folder}/{entry['prefix']}"
+        passages = read_json(Path(f"{p}passages.json"))
+        segment = Segment(
+            uid=entry["uid"],
+            articles=read_json(Path(f"{p}articles.json")),
+            owner=np.asarray(passages["owner"], dtype=np.int64),
+            kinds=passages["kind"],
+            texts=passages["text"],
+            words=BM25.load(f"{p}words"),
+            chars=BM25.load(f"{p}chars"),
+            dense=VectorIndex.load(f"{p}dense.faiss"),
+        )
+        _loaded[entry["uid"]] = segment
+    return segment
+
+
+def load_view(folder: Path, manifest: dict) -> View:
+    listed = entries(manifest, folder)
+    segments = [load_segment(folder, e) for e in listed]
+    if len(segments) == 1 and not listed[0]["deleted"]:
+        s = segments[0]
+        return View(s.articles, s.owner, s.kinds, s.texts, s.words, s.chars, s.dense)
+    articles, owners, kinds, texts, live_passages = [], [], [], [], []
+    for s, e in zip(segments, listed):
+        alive = np.ones(len(s.articles), dtype=bool)
+        alive[np.asarray(e["deleted"], dtype=np.int64)] = False
+        renumber = np.cumsum(alive) - 1 + len(articles)
+        live = np.flatnonzero(alive[s.owner]) if len(s.owner) else np.zeros(0, np.int64)
+        owners.append(renumber[s.owner[live]])
+        if alive.all():
+            articles.extend(s.articles)
+            kinds.extend(s.kinds)
+            texts.extend(s.texts)
+            live_passages.append(None)
+        else:
+            articles.extend(a for a, ok in zip(s.articles, alive) if ok)
+            kinds.extend(s.kinds[i] for i in live.tolist())
+            texts.extend(s.texts[i] for i in live.tolist())
+            live_passages.append(live)
+    return View(
+        articles=articles,
+        owner=np.concatenate(owners).astype(np.int64),
+        kinds=kinds,
+        texts=texts,
+        words=SegmentedBM25([s.words for s in segments], live_passages),
+        chars=SegmentedBM25([s.chars for s in segments], live_passages),
+        dense=SegmentedVectors([s.dense for s in segments], live_passages),
+    )
+
+
+class Listed(NamedTuple):
+    """Where a live article is, and what the index knows of it without loading it."""
+
+    segment: int  # position in the manifest's segments
+    index: int  # position in that segment
+    content_hash: str
+    tags: list[str]
+    passages: int
+
+
+def catalog(folder: Path, manifest: dict) -> dict[str, Listed]:
+    """Every live article of the snapshot by id."""
+    out = {}
+    for n, e in enumerate(entries(manifest, folder)):
+        path = folder / f"{e['prefix']}catalog.json"
+        data = read_json(path) if path.exists() else _catalog_of_format_1(folder)
+        deleted = set(e["deleted"])
+        rows = zip(data["ids"], data["hashes"], data["tags"], data["passages"])
+        for i, (aid, digest, tags, passages) in enumerate(rows):
+            if i not in deleted:
+                out[aid] = Listed(n, i, digest, tags, passages)
+    return out
+
+
+def _catalog_of_format_1(folder: Path) -> dict:
+    records = read_json(folder / "articles.json")
+    owner = read_json(folder / "passages.json")["owner"]
+    return {"ids": [r["id"] for r in records], "hashes": [r["content_hash"] for r in records],
+            "tags": [r["tags"] for r in records],
+            "passages": np.bincount(owner, minlength=len(records)).tolist()}

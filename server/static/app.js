@@ -1,0 +1,414 @@
+// The agents' search page. Plain DOM, no build step, no external resources.
+// Answer HTML comes sanitised from the server (kb/render.py); everything else is set as text.
+"use strict";
+
+const DEBOUNCE_MS = 150;
+const RESULTS = 10;
+
+const $ = (id) => document.getElementById(id);
+const els = {};
+const state = {
+  seq: 0,            // number of the latest search issued; older answers are dropped
+  controller: null,  // aborts the search in flight when a newer one starts
+  articleSeq: 0,
+  timer: 0,          // pending debounce, 0 when none
+  openOnRender: false,  // Enter was pressed before the answer arrived
+  response: null,    // the search response on display
+  selected: -1,
+  shown: null,       // the result or article whose script is on display
+  copiedTimer: 0,
+};
+
+document.addEventListener("DOMContentLoaded", () => {
+  for (const id of [
+    "q", "category", "status", "results", "answer", "hint", "no-answer", "article",
+    "article-category", "article-uncertain", "article-source", "article-title",
+    "article-warning", "copy", "copied", "script", "basis-box", "basis", "related-box", "related",
+  ]) els[id] = $(id);
+
+  $("search-form").addEventListener("submit", (e) => e.preventDefault());
+  els.q.addEventListener("input", (e) => {
+    if (!e.isComposing) scheduleSearch();  // wait for the IME to commit, not raw pinyin
+  });
+  els.q.addEventListener("compositionend", scheduleSearch);
+  els.q.addEventListener("keydown", onSearchKey);
+  els.category.addEventListener("change", () => search());
+  els.results.addEventListener("click", (e) => {
+    const item = e.target.closest("[role=option]");
+    if (item) select(Number(item.dataset.index));
+  });
+  els.related.addEventListener("click", (e) => {
+    const button = e.target.closest("button[data-id]");
+    if (button) openArticle(button.dataset.id);
+  });
+  els.copy.addEventListener("click", copyScript);
+  document.addEventListener("keydown", onGlobalKey);
+
+  document.body.dataset.staleIgnored = "0";
+  loadCategories();
+  els.q.focus();
+  if (els.q.value.trim()) search(); else showHint();
+});
+
+// Searching.
+
+function scheduleSearch() {
+  clearTimeout(state.timer);
+  state.openOnRender = false;
+  state.timer = setTimeout(search, DEBOUNCE_MS);
+}
+
+async function search() {
+  clearTimeout(state.timer);
+  state.timer = 0;
+  const q = els.q.value;
+  if (state.controller) state.controller.abort();
+  const seq = ++state.seq;
+  if (!q.trim()) {
+    state.controller = null;
+    showHint();
+    return;
+  }
+  const controller = new AbortController();
+  state.controller = controller;
+  const params = new URLSearchParams({ q, k: String(RESULTS) });
+  if (els.category.value) params.set("category", els.category.value);
+  setStatus("搜索中…", "busy");
+  try {
+    const res = await fetch(`/api/search?${params}`, { signal: controller.signal });
+    const body = await res.json().catch(() => ({}));
+    if (seq !== state.seq) return dropStale();
+    state.controller = null;
+    if (res.ok) render(body);
+    else if (res.status === 422) refuse(body.detail);
+    else failed(body.detail || `HTTP ${res.status}`);
+  } catch (err) {
+    if (err.name === "AbortError") return;
+    if (seq !== state.seq) return dropStale();
+    failed("无法连接服务器");
+  }
+}
+
+function dropStale() {
+  // Counted so the page's behaviour under a late answer can be checked from outside.
+  document.body.dataset.staleIgnored = String(Number(document.body.dataset.staleIgnored) + 1);
+}
+
+async function loadCategories() {
+  try {
+    const res = await fetch("/api/categories");
+    if (!res.ok) return;
+    for (const c of await res.json()) {
+      const option = document.createElement("option");
+      option.value = c.name;
+      option.textContent = `${c.name}（${c.articles}）`;
+      els.category.append(option);
+    }
+  } catch {
+    // The filter stays at 全部分类; searching still works.
+  }
+}
+
+// Rendering a response.
+
+function render(data) {
+  state.articleSeq++;  // a related article still loading must not cover the new answer
+  state.response = data;
+  els.results.dataset.query = data.query;
+  els.results.dataset.confident = String(data.confident);
+  els.results.replaceChildren(...data.results.map((r, i) => resultItem(r, i, data)));
+  els.q.setAttribute("aria-expanded", String(data.results.length > 0));
+  const n = data.results.length;
+  if (!n) setStatus("没有找到相关条目。请换个说法，或清除分类筛选。", "warn");
+  else if (data.confident) setStatus(`找到 ${n} 条，已显示最佳答复`);
+  else setStatus(`没有可靠答案，以下 ${n} 条为最接近的候选（不确定）`, "warn");
+  select(data.confident ? 0 : -1);
+  if (state.openOnRender) {
+    state.openOnRender = false;
+    openSelected();
+  }
+}
+
+function openSelected() {
+  const data = state.response;
+  if (!data || !data.results.length) return;
+  if (state.selected < 0) select(0);
+  els.answer.focus();
+}
+
+function resultItem(r, i, data) {
+  const li = el("li", "result");
+  li.id = `result-${i}`;
+  li.setAttribute("role", "option");
+  li.setAttribute("aria-selected", "false");
+  li.dataset.index = String(i);
+  li.dataset.id = r.id;
+  li.dataset.testid = "result";
+
+  const head = el("div", "result-head");
+  head.append(el("span", "rank", String(i + 1)), el("span", "result-title", r.title));
+  if (!data.confident) head.append(el("span", "badge uncertain", "不确定"));
+  li.append(head);
+
+  if (r.matched && (r.matched.kind === "similar" || r.matched.kind === "title")) {
+    const m = el("div", "matched");
+    m.dataset.testid = "matched";
+    m.append(el("span", "matched-kind", r.matched.kind === "similar" ? "相似问" : "标准问"),
+      el("span", "matched-text", r.matched.text));
+    li.append(m);
+  }
+  li.append(el("div", "result-category", r.category));
+  highlight(li.querySelector(".result-title"), data.terms);
+  const matched = li.querySelector(".matched-text");
+  if (matched) highlight(matched, data.terms);
+  return li;
+}
+
+function select(index) {
+  const data = state.response;
+  if (!data) return;
+  const n = data.results.length;
+  state.selected = n ? Math.max(-1, Math.min(index, n - 1)) : -1;
+  for (const item of els.results.children) {
+    const on = Number(item.dataset.index) === state.selected;
+    item.setAttribute("aria-selected", String(on));
+    item.classList.toggle("selected", on);
+  }
+  if (state.selected < 0) {
+    els.q.removeAttribute("aria-activedescendant");
+    showNoAnswer(n);
+    return;
+  }
+  const item = $(`result-${state.selected}`);
+  els.q.setAttribute("aria-activedescendant", item.id);
+  item.scrollIntoView({ block: "nearest" });
+  const r = data.results[state.selected];
+  showArticle(r, { uncertain: !r.confident, source: data.confident ? "" : "候选" });
+}
+
+function showArticle(a, { uncertain = false, source = "" } = {}) {
+  state.shown = a;
+  els.hint.hidden = true;
+  els["no-answer"].hidden = true;
+  els.article.hidden = false;
+  els.article.dataset.id = a.id;
+  els["article-category"].textContent = a.category;
+  els["article-uncertain"].hidden = !uncertain;
+  els["article-warning"].hidden = !uncertain;
+  els["article-source"].textContent = source;
+  els["article-title"].textContent = a.title;
+  els.script.innerHTML = a.answer_html;  // sanitised server-side (nh3)
+  els.basis.innerHTML = a.basis_html;    // likewise
+  els["basis-box"].hidden = !a.basis_html;
+  for (const link of els.article.querySelectorAll("#script a, #basis a")) link.target = "_blank";
+  const terms = state.response ? state.response.terms : [];
+  highlight(els.script, terms);
+  highlight(els["article-title"], terms);
+  els.copied.textContent = "";
+  els.related.replaceChildren(...(a.related || []).map((x) => {
+    const button = el("button", "related-link", x.title);
+    button.type = "button";
+    button.dataset.id = x.id;
+    const li = el("li");
+    li.append(button);
+    return li;
+  }));
+  els["related-box"].hidden = !(a.related || []).length;
+}
+
+async function openArticle(id) {
+  const seq = ++state.articleSeq;
+  try {
+    const res = await fetch(`/api/articles/${encodeURIComponent(id)}`);
+    const body = await res.json().catch(() => ({}));
+    if (seq !== state.articleSeq) return dropStale();
+    if (!res.ok) return failed(body.detail || `HTTP ${res.status}`);
+    showArticle(body, { source: "相关文章" });
+    els.answer.focus({ preventScroll: true });
+  } catch {
+    failed("无法连接服务器");
+  }
+}
+
+function showHint() {
+  state.articleSeq++;
+  state.response = null;
+  state.selected = -1;
+  state.shown = null;
+  els.results.replaceChildren();
+  delete els.results.dataset.query;
+  els.q.setAttribute("aria-expanded", "false");
+  els.q.removeAttribute("aria-activedescendant");
+  els.hint.hidden = false;
+  els["no-answer"].hidden = true;
+  els.article.hidden = true;
+  setStatus("");
+}
+
+function showNoAnswer(n) {
+  state.shown = null;
+  els.hint.hidden = true;
+  els.article.hidden = true;
+  els["no-answer"].hidden = false;
+  els["no-answer"].classList.toggle("empty", n === 0);
+}
+
+function refuse(detail) {
+  // A refused query (empty after normalisation, too long) is a notice, not an error.
+  state.openOnRender = false;
+  showHint();
+  els.hint.hidden = true;
+  setStatus(reason(detail), "notice");
+  els.status.title = typeof detail === "string" ? detail : JSON.stringify(detail);
+}
+
+function failed(detail) {
+  state.openOnRender = false;
+  setStatus(`搜索暂不可用：${detail}`, "error");
+}
+
+function reason(detail) {
+  if (Array.isArray(detail)) return detail.map((d) => d.msg).join("；");
+  const text = String(detail ?? "");
+  const long = text.match(/(\d+) characters; the limit is (\d+)/);
+  if (long) return `问题太长：已输入 ${long[1]} 字，最多 ${long[2]} 字。请只输入关键内容。`;
+  if (/empty/.test(text)) return "请输入问题中的文字（只有标点或空格无法搜索）。";
+  return text;
+}
+
+function setStatus(text, kind = "") {
+  els.status.textContent = text;
+  els.status.className = `status ${kind}`.trim();
+  els.status.removeAttribute("title");
+}
+
+// Keyboard.
+
+function onSearchKey(e) {
+  if (e.isComposing || e.keyCode === 229) return;  // keys that drive the IME
+  if (e.ctrlKey || e.metaKey || e.altKey) return;   // shortcuts are handled globally
+  const data = state.response;
+  if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+    e.preventDefault();
+    if (!data || !data.results.length) return;
+    const step = e.key === "ArrowDown" ? 1 : -1;
+    const floor = data.confident ? 0 : -1;  // uncertain lists can go back to "no answer"
+    select(Math.max(floor, Math.min(state.selected + step, data.results.length - 1)));
+  } else if (e.key === "Enter") {
+    e.preventDefault();
+    if (state.timer || state.controller) {
+      state.openOnRender = true;  // open the answer to what is typed, not the one on screen
+      if (state.timer) search();
+    } else {
+      openSelected();
+    }
+  }
+}
+
+function onGlobalKey(e) {
+  if (e.isComposing) return;
+  const copyKey = ((e.ctrlKey || e.metaKey) && e.key === "Enter") ||
+    (e.altKey && !e.ctrlKey && e.code === "KeyC");
+  if (copyKey) {
+    e.preventDefault();
+    copyScript();
+  } else if (e.key === "Escape") {
+    els.q.focus();
+    els.q.select();
+  } else if (e.key === "/" && !isTyping(e.target)) {
+    e.preventDefault();
+    els.q.focus();
+  }
+}
+
+function isTyping(target) {
+  return target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement ||
+    target instanceof HTMLSelectElement;
+}
+
+// Copying the script.
+
+async function copyScript() {
+  if (!state.shown || els.article.hidden) return;
+  const text = els.script.innerText.trim();
+  let ok = false;
+  if (navigator.clipboard && window.isSecureContext) {
+    try {
+      await navigator.clipboard.writeText(text);
+      ok = true;
+    } catch {
+      ok = false;
+    }
+  }
+  if (!ok) ok = legacyCopy(text);
+  els.copied.textContent = ok ? "已复制" : "复制失败，请选中话术后按 Ctrl+C";
+  els.copied.classList.toggle("failed", !ok);
+  clearTimeout(state.copiedTimer);
+  state.copiedTimer = setTimeout(() => { els.copied.textContent = ""; }, 2500);
+}
+
+function legacyCopy(text) {
+  // Plain-HTTP deployments have no navigator.clipboard; execCommand still works there.
+  const focused = document.activeElement;
+  const area = document.createElement("textarea");
+  area.value = text;
+  area.setAttribute("readonly", "");
+  area.style.cssText = "position:fixed;top:0;left:-9999px;opacity:0";
+  document.body.append(area);
+  area.select();
+  let ok = false;
+  try {
+    ok = document.execCommand("copy");
+  } catch {
+    ok = false;
+  }
+  area.remove();
+  if (focused) focused.focus({ preventScroll: true });
+  return ok;
+}
+
+// Highlighting: wrap matches in <mark> by walking text nodes, never by editing HTML strings.
+
+function highlight(root, terms) {
+  const pattern = termPattern(terms || []);
+  if (!pattern || !root) return;
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT, {
+    acceptNode: (node) => (node.parentElement.closest("mark")
+      ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT),
+  });
+  const nodes = [];
+  while (walker.nextNode()) nodes.push(walker.currentNode);
+  for (const node of nodes) {
+    const text = node.nodeValue;
+    pattern.lastIndex = 0;
+    let match;
+    let last = 0;
+    let fragment = null;
+    while ((match = pattern.exec(text))) {
+      fragment = fragment || document.createDocumentFragment();
+      fragment.append(text.slice(last, match.index), el("mark", "", match[0]));
+      last = match.index + match[0].length;
+    }
+    if (fragment) {
+      fragment.append(text.slice(last));
+      node.replaceWith(fragment);
+    }
+  }
+}
+
+function termPattern(terms) {
+  const clean = [...new Set(terms.map((t) => t.trim()).filter(Boolean))];
+  // Single characters light up half the script; use them only when nothing longer matched.
+  const long = clean.filter((t) => [...t].length > 1);
+  const chosen = (long.length ? long : clean).sort((a, b) => b.length - a.length);
+  if (!chosen.length) return null;
+  const escaped = chosen.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  return new RegExp(escaped.join("|"), "gi");
+}
+
+function el(tag, className = "", text = "") {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text) node.textContent = text;
+  return node;
+}

@@ -1,0 +1,181 @@
+"""Incremental indexing: unchanged files are not read again, and on a large index a change goes
+into an update segment that searches like a full build. The fixture KB is small, so these tests
+lower the size above which updates are used. A counting stand-in embedder (HashEmbedder) is
+enough: the tests are about what is stored and found, not about the model."""
+
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+
+from indexer import build, segments
+from indexer.embedders import HashEmbedder
+from indexer.lexical import BM25, SegmentedBM25
+from indexer.vector import SegmentedVectors, VectorIndex
+from kb import scan
+from kb.article import dump_article, parse_article
+from kb.errors import NotFound
+from kb.knowledge_base import KnowledgeBase
+
+QUERIES = ["家里突然没电了", "交了钱怎么还不来电", "电费咋那么高", "抢修的人多久到",
+           "停电前会不会提前告诉我", "能用支付宝交电费吗"]
+
+
+@pytest.fixture
+def updating(monkeypatch):
+    monkeypatch.setattr(build, "UPDATES_FROM", 0)
+
+
+def add_similar(path, question):
+    article = parse_article(path.read_text(encoding="utf-8"), path)
+    edited = dataclasses.replace(article, similar=(*article.similar, question))
+    path.write_text(dump_article(edited), encoding="utf-8")
+
+
+def ranking(kb, queries=QUERIES):
+    return {q: [h.id for h in kb.search(q, 6)] for q in queries}
+
+
+def test_an_edit_goes_into_an_update_segment(hash_kb, content, updating):
+    hash_kb.reindex()
+    add_similar(content / "billing" / "pay-channels.md", "电费能在银行柜台交吗")
+    report = hash_kb.reindex()
+    assert report.build == "update" and report.changed == ["pay-channels"]
+    assert report.embedded == 1
+    stats = hash_kb.stats()
+    assert stats["articles"] == 6 and len(stats["segments"]) == 2
+    hit = hash_kb.search("电费能在银行柜台交吗", 1)[0]
+    assert hit.id == "pay-channels" and hit.matched_text == "电费能在银行柜台交吗"
+
+
+def test_updated_index_ranks_as_a_full_build(hash_kb, content, tmp_path, updating):
+    hash_kb.reindex()
+    add_similar(content / "billing" / "pay-channels.md", "电费能在银行柜台交吗")
+    (content / "repair" / "repair-arrival-time.md").unlink()
+    new = (content / "billing" / "bill-why-high.md").read_text(encoding="utf-8")
+    (content / "billing" / "bill-copy.md").write_text(
+        new.replace("id: bill-why-high", "id: bill-copy"), encoding="utf-8")
+    assert hash_kb.reindex().build == "update"
+    fresh = KnowledgeBase(content, tmp_path / "fresh", HashEmbedder())
+    assert fresh.reindex().build.startswith("full")
+    assert ranking(hash_kb) == ranking(fresh)
+    assert hash_kb.stats()["passages"] == fresh.stats()["passages"]
+    assert hash_kb.stats()["content_hash"] == fresh.stats()["content_hash"]
+
+
+def test_removed_article_is_gone_after_an_update(hash_kb, content, updating):
+    hash_kb.reindex()
+    (content / "billing" / "pay-channels.md").unlink()
+    report = hash_kb.reindex()
+    assert report.build == "update" and report.removed == ["pay-channels"]
+    assert "pay-channels" not in {a["id"] for a in hash_kb.articles()}
+    assert all(h.id != "pay-channels" for q in QUERIES for h in hash_kb.search(q, 10))
+    with pytest.raises(NotFound):
+        hash_kb.get("pay-channels")
+
+
+def test_many_updates_fold_into_one_segment(hash_kb, content, updating):
+    hash_kb.reindex()
+    path = content / "billing" / "pay-channels.md"
+    for n in range(build.MAX_UPDATES + 2):
+        add_similar(path, f"第{n}种交电费的新说法")
+        assert hash_kb.reindex().build == "update"
+        assert len(hash_kb.stats()["segments"]) <= build.MAX_UPDATES + 1
+    assert hash_kb.search("第7种交电费的新说法", 1)[0].id == "pay-channels"
+    assert hash_kb.stats()["articles"] == 6
+
+
+def test_updates_past_the_share_make_a_new_base(hash_kb, content, updating, monkeypatch):
+    monkeypatch.setattr(build, "MERGE_AT", 0.3)
+    hash_kb.reindex()
+    add_similar(content / "billing" / "pay-channels.md", "电费能在银行柜台交吗")
+    assert hash_kb.reindex().build == "update"
+    add_similar(content / "billing" / "bill-why-high.md", "这个月电费怎么翻倍了")
+    assert hash_kb.reindex().build.startswith("full: updates hold")
+    assert len(hash_kb.stats()["segments"]) == 1
+
+
+def test_a_new_dictionary_word_rebuilds_everything(hash_kb, content, updating):
+    hash_kb.reindex()
+    with open(content / "_dict" / "userdict.txt", "a", encoding="utf-8") as fh:
+        fh.write("\n银行柜台\n")
+    assert hash_kb.reindex().build.startswith("full: the dictionary changed")
+
+
+def test_reindex_without_changes_publishes_nothing(hash_kb):
+    first = hash_kb.reindex().snapshot
+    report = hash_kb.reindex()
+    assert report.build.startswith("none") and report.snapshot == first
+
+
+def test_unchanged_files_are_not_read_again(hash_kb, content, monkeypatch):
+    monkeypatch.setattr(scan, "RACY_NS", -1)  # trust size and time even for fresh files
+    hash_kb.reindex()
+    read = []
+    real = scan.load_file
+    monkeypatch.setattr(scan, "load_file", lambda path: read.append(path.name) or real(path))
+    add_similar(content / "billing" / "pay-channels.md", "电费能在银行柜台交吗")
+    assert hash_kb.reindex().changed == ["pay-channels"]
+    assert read == ["pay-channels.md"]
+
+
+def test_an_edit_that_keeps_size_and_time_is_still_seen(hash_kb, content):
+    """Racily clean: the file was read moments after it was written, so its record is not
+    trusted until the clock has moved on."""
+    hash_kb.reindex()
+    path = content / "billing" / "pay-channels.md"
+    before = os.stat(path)
+    path.write_text(path.read_text(encoding="utf-8").replace("在哪交电费", "在哪缴电费"),
+                    encoding="utf-8")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(path).st_size == before.st_size
+    assert hash_kb.reindex().changed == ["pay-channels"]
+
+
+def test_reloading_after_an_update_reuses_the_loaded_base(hash_kb, content, updating):
+    hash_kb.reindex()
+    base = hash_kb.searcher().words
+    add_similar(content / "billing" / "pay-channels.md", "电费能在银行柜台交吗")
+    hash_kb.reindex()
+    assert hash_kb.searcher().words.segments[0] is base
+
+
+def test_format_1_index_is_read_and_replaced_by_a_full_build(hash_kb, updating):
+    hash_kb.reindex()
+    folder = hash_kb.index_dir / hash_kb.stats()["snapshot"]
+    manifest = segments.read_json(folder / "manifest.json")
+    del manifest["segments"]
+    manifest["version"] = 1
+    (folder / "manifest.json").write_text(str(manifest).replace("'", '"').replace(
+        "True", "true").replace("False", "false"), encoding="utf-8")
+    (folder / "catalog.json").unlink()
+    old = KnowledgeBase(hash_kb.content_dir, hash_kb.data_dir, HashEmbedder())
+    assert old.search("电费怎么交", 1)[0].id == "pay-channels"
+    assert old.reindex().build == "full: the live index has an older format"
+
+
+def test_segmented_bm25_scores_as_one_index():
+    docs = [["停电", "报修"], ["电费", "缴纳", "电费"], ["停电", "通知"], ["电表", "校验"],
+            ["电费", "高"], ["报修", "进度", "停电"]]
+    whole = BM25.build(docs)
+    parts = [BM25.build(docs[:4], whole.avgdl), BM25.build(docs[4:], whole.avgdl)]
+    joined = SegmentedBM25(parts, [None, None])
+    query = {"停电": 1.0, "电费": 1.0, "进度": 0.5}
+    assert np.allclose(joined.score(query), whole.score(query), atol=1e-6)
+    # Deleted passages drop out of the scores; they still count for idf until a merge.
+    without = SegmentedBM25(parts, [np.array([0, 2, 3]), None])
+    assert np.allclose(without.score(query), whole.score(query)[[0, 2, 3, 4, 5]], atol=1e-6)
+
+
+def test_segmented_vectors_search_live_passages_only():
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(30, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    parts = [VectorIndex.build(vectors[:20], 8), VectorIndex.build(vectors[20:], 8)]
+    live = np.array([i for i in range(20) if i != 7])
+    joined = SegmentedVectors(parts, [live, None])
+    kept = np.concatenate([vectors[live], vectors[20:]])
+    ids, scores = joined.search(vectors[7], 5)
+    assert list(ids) == list(np.argsort(-(kept @ vectors[7]))[:5])
+    assert np.allclose(joined.vectors(ids) @ vectors[7], scores, atol=1e-5)
