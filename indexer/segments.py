@@ -10,11 +10,14 @@ it keeps, so an update writes only its own small files.
 Loaded segments are shared by every snapshot of this process that holds them: reloading after
 an update reads only the new segment."""
 
+import itertools
 import json
-import weakref
-from dataclasses import dataclass
+import re
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
@@ -54,7 +57,10 @@ class View:
     dense: VectorIndex | SegmentedVectors
 
 
-_loaded: "weakref.WeakValueDictionary[str, Segment]" = weakref.WeakValueDictionary()
+# Segments of the snapshots loaded last, by uid, with the index folder they belong to. Loading
+# a snapshot drops those of its index folder that it no longer holds.
+_loaded: dict[str, tuple[Path, Segment]] = {}
+_loaded_lock = threading.Lock()
 
 
 def entries(manifest: dict, folder: Path) -> list[dict]:
@@ -73,27 +79,34 @@ def read_json(path: Path):
 
 
 def load_segment(folder: Path, entry: dict) -> Segment:
-    segment = _loaded.get(entry["uid"])
+    segment = _loaded.get(entry["uid"], (None, None))[1]
     if segment is None:
         p = f"{folder}/{entry['prefix']}"
-        passages = read_json(Path(f"{p}passages.json"))
-        segment = Segment(
-            uid=entry["uid"],
-            articles=read_json(Path(f"{p}articles.json")),
-            owner=np.asarray(passages["owner"], dtype=np.int64),
-            kinds=passages["kind"],
-            texts=passages["text"],
-            words=BM25.load(f"{p}words"),
-            chars=BM25.load(f"{p}chars"),
-            dense=VectorIndex.load(f"{p}dense.faiss"),
-        )
-        _loaded[entry["uid"]] = segment
+        # faiss and numpy read without the GIL, so the vectors load while the JSON parses.
+        with ThreadPoolExecutor(1) as pool:
+            dense = pool.submit(VectorIndex.load, f"{p}dense.faiss")
+            passages = read_json(Path(f"{p}passages.json"))
+            segment = Segment(
+                uid=entry["uid"],
+                articles=read_json(Path(f"{p}articles.json")),
+                owner=np.asarray(passages["owner"], dtype=np.int64),
+                kinds=[sys.intern(k) for k in passages["kind"]],  # three words, not 300,000
+                texts=passages["text"],
+                words=BM25.load(f"{p}words"),
+                chars=BM25.load(f"{p}chars"),
+                dense=dense.result(),
+            )
     return segment
 
 
 def load_view(folder: Path, manifest: dict) -> View:
     listed = entries(manifest, folder)
     segments = [load_segment(folder, e) for e in listed]
+    with _loaded_lock:
+        for uid, (index_dir, _) in list(_loaded.items()):
+            if index_dir == folder.parent:
+                del _loaded[uid]
+        _loaded.update((e["uid"], (folder.parent, s)) for e, s in zip(listed, segments))
     if len(segments) == 1 and not listed[0]["deleted"]:
         s = segments[0]
         return View(s.articles, s.owner, s.kinds, s.texts, s.words, s.chars, s.dense)
@@ -125,27 +138,41 @@ def load_view(folder: Path, manifest: dict) -> View:
     )
 
 
-class Listed(NamedTuple):
-    """Where a live article is, and what the index knows of it without loading it."""
+@dataclass
+class Catalog:
+    """The live articles of a snapshot, known without loading it."""
 
-    segment: int  # position in the manifest's segments
-    index: int  # position in that segment
-    content_hash: str
-    tags: list[str]
-    passages: int
+    hashes: dict[str, str] = field(default_factory=dict)  # id -> content hash
+    where: dict[str, tuple[int, int]] = field(default_factory=dict)  # id -> (segment, index)
+    passages: dict[str, int] = field(default_factory=dict)  # id -> passages
+
+    def keys(self):
+        return self.hashes.keys()
+
+    def __len__(self) -> int:
+        return len(self.hashes)
 
 
-def catalog(folder: Path, manifest: dict) -> dict[str, Listed]:
-    """Every live article of the snapshot by id."""
-    out = {}
+_catalogs: dict[str, dict] = {}  # segment uid -> its catalog file: segments never change
+
+
+def catalog(folder: Path, manifest: dict) -> Catalog:
+    out = Catalog()
     for n, e in enumerate(entries(manifest, folder)):
-        path = folder / f"{e['prefix']}catalog.json"
-        data = read_json(path) if path.exists() else _catalog_of_format_1(folder)
-        deleted = set(e["deleted"])
-        rows = zip(data["ids"], data["hashes"], data["tags"], data["passages"])
-        for i, (aid, digest, tags, passages) in enumerate(rows):
-            if i not in deleted:
-                out[aid] = Listed(n, i, digest, tags, passages)
+        data = _catalogs.get(e["uid"])
+        if data is None:
+            path = folder / f"{e['prefix']}catalog.json"
+            data = read_json(path) if path.exists() else _catalog_of_format_1(folder)
+            while len(_catalogs) >= 16:
+                _catalogs.pop(next(iter(_catalogs)))
+            _catalogs[e["uid"]] = data
+        ids = data["ids"]
+        out.hashes.update(zip(ids, data["hashes"]))
+        out.where.update(zip(ids, zip(itertools.repeat(n), range(len(ids)))))
+        out.passages.update(zip(ids, data["passages"]))
+        for i in e["deleted"]:
+            for table in (out.hashes, out.where, out.passages):
+                del table[ids[i]]
     return out
 
 
@@ -153,5 +180,20 @@ def _catalog_of_format_1(folder: Path) -> dict:
     records = read_json(folder / "articles.json")
     owner = read_json(folder / "passages.json")["owner"]
     return {"ids": [r["id"] for r in records], "hashes": [r["content_hash"] for r in records],
-            "tags": [r["tags"] for r in records],
             "passages": np.bincount(owner, minlength=len(records)).tolist()}
+
+
+def articles_containing(folder: Path, manifest: dict, words: set[str]) -> set[str]:
+    """Ids of live articles with a passage that holds one of the words."""
+    if not words:
+        return set()
+    pattern = re.compile("|".join(map(re.escape, sorted(words, key=len, reverse=True))))
+    out = set()
+    for e in entries(manifest, folder):
+        passages = read_json(folder / f"{e['prefix']}passages.json")
+        ids = read_json(folder / f"{e['prefix']}catalog.json")["ids"]
+        deleted = set(e["deleted"])
+        for owner, text in zip(passages["owner"], passages["text"]):
+            if owner not in deleted and pattern.search(text.lower()):
+                out.add(ids[owner])
+    return out

@@ -43,6 +43,8 @@ def link(source: Path, folder: Path, names: list[str]) -> None:
 def publish(folder: Path, manifest: dict) -> None:
     """Write the manifest last, then point CURRENT at the folder in one atomic rename."""
     for name in os.listdir(folder):
+        if os.stat(folder / name).st_nlink > 1:
+            continue  # linked from an older snapshot: on disk since that one was published
         with open(folder / name, "rb") as fh:
             os.fsync(fh.fileno())
     write_json(folder / MANIFEST, manifest)

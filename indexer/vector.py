@@ -1,15 +1,24 @@
 """Dense index over passage vectors (inner product of unit vectors = cosine).
 
 Exact (flat) below HNSW_FROM passages, where a scan of every vector is cheap; HNSW above, where
-the scan would dominate a query (bench/speed.py measures where that happens). HNSW keeps its
-vectors as float16: half the memory, and cosines off by about 1e-4, far below what separates two
-articles. Candidates are re-scored with reconstructed vectors."""
+the scan would dominate a query (docs/performance.md has the measurements). HNSW keeps each
+vector as 8-bit codes (one byte per dimension, scaled per dimension over the index): a quarter
+of the memory, which is what lets 50,000 articles serve in 1 GiB, for cosines off by a few
+1e-4 (bench/speed.py reports it), well below what separates two articles. Candidates are
+re-scored with the reconstructed vectors.
+
+faiss runs OpenMP threads of its own, apart from the embedding model's. A single query gains
+nothing from them, and their spinning after each search steals the cores the model needs next:
+the query embedding took 11 ms instead of 6. So searches run on one thread and builds on all;
+OpenMP keeps that number per calling thread, so neither setting leaks into the other."""
+
+import os
 
 import faiss
 import numpy as np
 
 HNSW_FROM = 20_000
-HNSW_M = 32
+HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
 
@@ -22,13 +31,14 @@ class VectorIndex:
     def build(cls, vectors: np.ndarray, dim: int, hnsw_from: int = HNSW_FROM) -> "VectorIndex":
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dim)
         if len(vectors) >= hnsw_from:
-            index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_fp16, HNSW_M,
+            index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, HNSW_M,
                                       faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-            index.train(vectors[:1])  # float16 needs no statistics; faiss wants the call
+            index.train(vectors)  # each dimension's range, for its 8-bit codes
         else:
             index = faiss.IndexFlatIP(dim)
         if len(vectors):
+            faiss.omp_set_num_threads(os.cpu_count() or 1)
             index.add(vectors)
         return cls(index)
 
@@ -45,6 +55,7 @@ class VectorIndex:
         k = min(k, self.size)
         if k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        faiss.omp_set_num_threads(1)
         if isinstance(self.index, faiss.IndexHNSW):
             self.index.hnsw.efSearch = max(HNSW_EF_SEARCH, k)
         scores, ids = self.index.search(query.reshape(1, -1).astype(np.float32), k)

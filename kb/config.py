@@ -2,8 +2,10 @@
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kb.errors import ConfigError
 
 
 class Settings(BaseSettings):
@@ -16,6 +18,37 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     max_query_chars: int = Field(200, ge=1, description="longer queries are refused with 422")
     traditional_to_simplified: bool = True
+    # Editor endpoints (POST/PUT/DELETE /api/articles...). Without a token they answer 403.
+    editor_tokens: SecretStr = Field(SecretStr(""), description="comma-separated bearer tokens")
+    editor_tokens_file: Path | None = Field(None, description="file of tokens, one a line")
+    watch: bool = Field(False, description="reindex when content/ changes (kb serve turns it on)")
+    # The query log (kb/querylog.py) behind `kb report`: data_dir/querylog.sqlite.
+    query_log: bool = Field(True, description="log searches, masked, for the monthly report")
+    log_retention_days: int = Field(365, ge=1, description="days a logged search is kept")
+    timezone: str = Field("Asia/Shanghai", description="time zone of the report's days and hours")
+
+    def editor_token_list(self) -> list[str]:
+        """The configured editor tokens, from KB_EDITOR_TOKENS and KB_EDITOR_TOKENS_FILE."""
+        text = self.editor_tokens.get_secret_value()
+        if self.editor_tokens_file:
+            try:
+                text += "\n" + self.editor_tokens_file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"KB_EDITOR_TOKENS_FILE cannot be read ({exc.strerror}): "
+                                 "point it at a file with one token a line") from None
+        lines = (x for x in text.splitlines() if not x.lstrip().startswith("#"))
+        return [t.strip() for x in lines for t in x.split(",") if t.strip()]
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("KB_TIMEZONE must be an IANA time zone, e.g. Asia/Shanghai") from None
+        return value
 
     @field_validator("embedder")
     @classmethod

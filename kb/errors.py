@@ -71,3 +71,7 @@ class SheetError(KBError):
     def __init__(self, message: str, problems: list[str] | None = None):
         self.problems = problems or []
         super().__init__(message)
+
+
+class NoQueryLog(KBError):
+    """There is no query log to report on yet."""

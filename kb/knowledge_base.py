@@ -14,6 +14,7 @@ from indexer.batching import BatchingEmbedder
 from indexer.build import (
     build_snapshot,
     dictionary_terms,
+    dictionary_words,
     embed_kind,
     passage_text,
     rebuild_reason,
@@ -25,10 +26,10 @@ from indexer.search import Hit, Query, RankParams, Searcher
 from indexer.segment import load_dictionary
 from indexer.segments import read_json
 from kb.errors import ArticleError, BadQuery, KBError, NotFound
-from kb.scan import articles as scanned_articles
 from kb.scan import scan
 from kb.store import Store, text_key
 
+NOTHING = "none: nothing changed"
 EMBED_BATCH = 256  # texts per model call; bench/speed.py compares the build with the model
 
 
@@ -42,6 +43,7 @@ class IndexReport:
     errors: list[ArticleError] = field(default_factory=list)
     snapshot: str = ""
     build: str = ""  # "update", "full: <why>" or "none: nothing changed"
+    resegmented: list[str] = field(default_factory=list)  # unchanged, cut anew for new words
 
 
 class KnowledgeBase:
@@ -90,37 +92,33 @@ class KnowledgeBase:
             model = self.embedder
             if full:
                 store.forget_vectors(model.model_id)
-            found, errors = scan(self.content_dir, store, reread=full)
-            report = IndexReport(errors=errors)
+            found = scan(self.content_dir, store, reread=full)
+            report = IndexReport(errors=found.errors)
             live, manifest, catalog = self._live_index()
-            now = {f.id: f for f in found}
+            now = found.hashes
             report.added = sorted(now.keys() - catalog.keys())
             report.removed = sorted(catalog.keys() - now.keys())
             report.changed = sorted(i for i in now.keys() & catalog.keys()
-                                    if now[i].content_hash != catalog[i].content_hash)
+                                    if now[i] != catalog.hashes[i])
             report.unchanged = len(now) - len(report.added) - len(report.changed)
-            terms = dictionary_terms((t for f in found for t in f.tags), userdict)
+            dictionary = {"terms": dictionary_terms(found.tags(), userdict), "synonyms": synonyms}
             reason = "a full build was asked for" if full else "there is no index yet"
             if live and not full:
-                dictionaries = (read_json(live / "dictionary.json"),
-                                {"terms": terms, "synonyms": synonyms})
-                reason = rebuild_reason(manifest, dictionaries, model.model_id,
-                                        self.to_simplified)
-            touched = report.added + report.changed
-            if reason is None and not touched and not report.removed:
-                report.build, report.snapshot = "none: nothing changed", live.name
+                reason = self._plan(live, manifest, catalog, dictionary, report)
+            if reason == NOTHING:
+                report.build, report.snapshot = reason, live.name
                 return report
-            reason = reason or update_refused(manifest, catalog, len(touched))
             embed = self._cached_embed(store, report, progress)
             if reason is None:
+                redo = sorted({*report.added, *report.changed, *report.resegmented})
                 folder = update_snapshot(
-                    live, manifest, catalog, scanned_articles([now[i] for i in touched], store),
-                    set(report.removed), terms, synonyms, embed, self.index_dir,
+                    live, manifest, catalog, found.articles(redo, store),
+                    set(report.removed), dictionary, embed, self.index_dir,
                 )
                 report.build = "update"
             else:
                 folder = build_snapshot(
-                    scanned_articles(found, store), userdict, synonyms, embed, model.model_id,
+                    found.articles(list(now), store), userdict, synonyms, embed, model.model_id,
                     model.dim, self.index_dir, self.to_simplified,
                 )
                 report.build = f"full: {reason}"
@@ -128,15 +126,31 @@ class KnowledgeBase:
         report.snapshot = folder.name
         return report
 
-    def _live_index(self) -> tuple[Path | None, dict, dict]:
-        """The live snapshot's folder, manifest and catalog; (None, {}, {}) without one, or
-        when it is unreadable (the build replaces it)."""
+    def _plan(self, live: Path, manifest: dict, catalog: segments.Catalog, dictionary: dict,
+              report: "IndexReport") -> str | None:
+        """NOTHING, None for an update segment, or why a full build is needed. Articles that
+        only need cutting anew for changed dictionary words go to report.resegmented."""
+        reason = rebuild_reason(manifest, self.embedder.model_id, self.to_simplified)
+        if reason:
+            return reason
+        touched = {*report.added, *report.changed}
+        old = read_json(live / "dictionary.json")
+        if not touched and not report.removed and old == dictionary:
+            return NOTHING
+        words = dictionary_words(old) ^ dictionary_words(dictionary)
+        report.resegmented = sorted(segments.articles_containing(live, manifest, words)
+                                    - touched - set(report.removed))
+        return update_refused(manifest, catalog, len(touched) + len(report.resegmented))
+
+    def _live_index(self) -> tuple[Path | None, dict, segments.Catalog]:
+        """The live snapshot's folder, manifest and catalog; none of them without one, or when
+        it is unreadable (the build replaces it)."""
         try:
             folder = snapshot.current_folder(self.index_dir)
             manifest = snapshot.check(folder)
             return folder, manifest, segments.catalog(folder, manifest)
         except (KBError, OSError, ValueError, KeyError):
-            return None, {}, {}
+            return None, {}, segments.Catalog()
 
     def _cached_embed(self, store: Store, report: IndexReport, progress):
         model = self.embedder

@@ -12,9 +12,10 @@ from indexer.passages import plain_text
 from kb.article import Article, load_folder
 
 SPOKEN_LIMIT = 300  # characters; about a minute read aloud
-# Cosine of two questions' e5 vectors above which they are taken to ask the same thing; pairs
-# of different articles over it in content/ are true paraphrases (kb lint --deep).
-NEAR_DUPLICATE = 0.95
+# Cosine of two questions' e5 vectors from which `kb lint --deep` takes them to ask the same
+# thing. e5 packs related questions close: on content/, 0.95 flags 77 pairs, mostly related but
+# distinct ("上家欠的电费算谁的" / "钱扣了电费还欠着"); 0.97 flags 6, each worth a look.
+NEAR_DUPLICATE = 0.97
 
 
 @dataclass(frozen=True)
@@ -45,16 +46,24 @@ def questions_of(a: Article) -> list[tuple[str, str]]:
     return [("title", a.title)] + [("similar", s) for s in a.similar]
 
 
-def clashes(article: Article, others: Iterable[Article]) -> list[tuple[str, str, Article, str]]:
-    """(kind, question, other article, its kind) for every question of `article` that another
-    article asks already."""
+def question_owners(articles: Iterable[Article]) -> dict[str, tuple[Article, str]]:
+    """The article (and kind) that asks each question first, by question_key."""
     owner: dict[str, tuple[Article, str]] = {}
-    for other in others:
-        if other.id != article.id:
-            for kind, question in questions_of(other):
-                owner.setdefault(question_key(question), (other, kind))
-    return [(kind, q, *owner[question_key(q)]) for kind, q in questions_of(article)
-            if question_key(q) in owner]
+    for a in articles:
+        for kind, question in questions_of(a):
+            owner.setdefault(question_key(question), (a, kind))
+    return owner
+
+
+def clashes(article: Article, owner: dict[str, tuple[Article, str]]) -> list[tuple]:
+    """(kind, question, other article, its kind) for every question of `article` that another
+    article in `owner` (question_owners) asks already."""
+    found = []
+    for kind, question in questions_of(article):
+        other = owner.get(question_key(question))
+        if other and other[0].id != article.id:
+            found.append((kind, question, *other))
+    return found
 
 
 def lint_articles(articles: list[Article], today: dt.date) -> list[Problem]:

@@ -1,67 +1,71 @@
 """What is in the content folder, reading only the files that changed since they were parsed.
 
-A file whose size and modification time match the store's record is taken from the store. The
-record is trusted only when the file was read well after its last modification: a file edited
-within the same clock tick as an earlier read could keep its time, so such a file is read again
-(git calls this the "racily clean" case)."""
+A file whose size, modification time and change time (which a write always sets, even when a
+tool puts the old modification time back) match the store's record is taken from the store. The
+record is trusted only when the file was read well after those times: a file edited within the
+same clock tick as an earlier read could keep them, so such a file is read again (git calls this
+the "racily clean" case)."""
 
-import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from kb.article import Article, article_files, duplicate_id, load_file
+from kb.article import Article, article_stats, duplicate_id, load_file
 from kb.errors import ArticleError
-from kb.store import Store
+from kb.store import TAG_SEP, Store
 
 RACY_NS = 2_000_000_000  # coarser than the timestamp tick of any common file system
+NOT_KNOWN = (None, None, None, 0, "", "", "")
 
 
 @dataclass
-class Found:
-    path: str
-    id: str
-    content_hash: str
-    tags: tuple[str, ...]
-    article: Article | None  # None when the store's parsed copy is current
+class Scan:
+    """The articles of the content folder (load_folder's order and rules for broken files and
+    duplicate ids): where each is, its content hash, the ones parsed now, everyone's tags."""
+
+    paths: dict[str, str] = field(default_factory=dict)  # id -> file
+    hashes: dict[str, str] = field(default_factory=dict)  # id -> content hash
+    parsed: dict[str, Article] = field(default_factory=dict)  # id -> read now
+    errors: list[ArticleError] = field(default_factory=list)
+    _tags: list[str] = field(default_factory=list)  # per article, joined by TAG_SEP
+
+    def tags(self) -> list[str]:
+        return [t for t in TAG_SEP.join(self._tags).split(TAG_SEP) if t]
+
+    def articles(self, ids: list[str], store: Store) -> list[Article]:
+        """The parsed articles, from the store where they were not read now."""
+        cached = store.articles([self.paths[i] for i in ids if i not in self.parsed])
+        return [self.parsed.get(i) or cached[self.paths[i]] for i in ids]
 
 
-def scan(content_dir: Path, store: Store, reread: bool = False) -> tuple[list[Found], list]:
-    """Every article file (in load_folder's order, with its rules for broken files and
-    duplicate ids) and the errors; `reread` ignores the store's records."""
+def scan(content_dir: Path, store: Store, reread: bool = False) -> Scan:
+    """Every article file; `reread` ignores the store's records. Runs per file on every
+    index, hence the plain tuples."""
     known = {} if reread else store.files()
-    found, errors, seen, fresh = [], [], {}, []
-    now = time.time_ns()
-    paths = article_files(content_dir)
-    for key in paths:
-        try:
-            st = os.stat(key)
-        except OSError:
-            continue  # removed while we looked
-        rec = known.get(key)
-        if (rec and rec.mtime_ns == st.st_mtime_ns and rec.size == st.st_size
-                and rec.checked_ns - rec.mtime_ns > RACY_NS):
-            entry = Found(key, rec.id, rec.content_hash, tuple(rec.tags), None)
+    out, fresh, now = Scan(), [], time.time_ns()
+    listed = article_stats(content_dir)
+    for key, st in listed:
+        mtime, ctime, size, checked, aid, digest, tags = known.get(key, NOT_KNOWN)
+        if (mtime == st.st_mtime_ns and ctime == st.st_ctime_ns and size == st.st_size
+                and checked - RACY_NS > max(mtime, ctime)):
+            article = None
         else:
             try:
                 article = load_file(Path(key))
             except ArticleError as exc:
-                errors.append(exc)
+                out.errors.append(exc)
                 continue
-            fresh.append((key, st.st_mtime_ns, st.st_size, now, article))
-            entry = Found(key, article.id, article.content_hash, article.tags, article)
-        duplicate = duplicate_id(entry.id, Path(key), seen)
+            fresh.append((key, st, now, article))
+            aid, digest, tags = article.id, article.content_hash, TAG_SEP.join(article.tags)
+        duplicate = duplicate_id(aid, key, out.paths)
         if duplicate:
-            errors.append(duplicate)
+            out.errors.append(duplicate)
             continue
-        found.append(entry)
-    walked = set(paths)
+        out.hashes[aid] = digest
+        out._tags.append(tags)
+        if article:
+            out.parsed[aid] = article
+    walked = {path for path, _ in listed}
     store.forget_files([p for p in known if p not in walked])
     store.save_files(fresh)
-    return found, errors
-
-
-def articles(found: list[Found], store: Store) -> list[Article]:
-    """The parsed articles of scan results, from the store where they were not read now."""
-    cached = store.articles([f.path for f in found if f.article is None])
-    return [f.article or cached[f.path] for f in found]
+    return out

@@ -8,10 +8,10 @@ files that changed."""
 import datetime as dt
 import hashlib
 import json
+import os
 import sqlite3
 from dataclasses import asdict
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import sqlite_utils
@@ -23,15 +23,6 @@ TAG_SEP = "\x1f"  # tags are short words; a control character never occurs in on
 
 def text_key(kind: str, text: str) -> str:
     return hashlib.sha256(f"{kind}\x00{text}".encode()).hexdigest()[:24]
-
-
-class FileRecord(NamedTuple):
-    mtime_ns: int
-    size: int
-    checked_ns: int  # when the file was last read
-    id: str
-    content_hash: str
-    tags: list[str]
 
 
 class Store:
@@ -49,9 +40,12 @@ class Store:
         for old in ("articles", "passages"):
             if old in self.db.table_names():
                 self.db[old].drop()
+        if "files" in self.db.table_names() and "ctime_ns" not in self.db["files"].columns_dict:
+            self.db["files"].drop()  # a parse cache: rebuilt by the next index
         if "files" not in self.db.table_names():
             self.db["files"].create(
-                {"path": str, "mtime_ns": int, "size": int, "checked_ns": int, "id": str,
+                {"path": str, "mtime_ns": int, "ctime_ns": int, "size": int, "checked_ns": int,
+                 "id": str,
                  "content_hash": str, "tags": str, "article": str},
                 pk="path",
             )
@@ -61,20 +55,22 @@ class Store:
             )
 
     # Parsed files.
-    def files(self) -> dict[str, FileRecord]:
+    def files(self) -> dict[str, tuple[int, int, int, int, str, str, str]]:
+        """path -> (mtime_ns, ctime_ns, size, checked_ns (when it was read), id, content hash,
+        tags joined by TAG_SEP). Plain tuples: this is read for every file on every index."""
         rows = self.db.execute(
-            "SELECT path, mtime_ns, size, checked_ns, id, content_hash, tags FROM files")
-        return {path: FileRecord(m, s, c, i, h, t.split(TAG_SEP) if t else [])
-                for path, m, s, c, i, h, t in rows}
+            "SELECT path, mtime_ns, ctime_ns, size, checked_ns, id, content_hash, tags FROM files")
+        return {row[0]: row[1:] for row in rows}
 
-    def save_files(self, rows: list[tuple[str, int, int, int, Article]]) -> None:
-        """(path, mtime_ns, size, checked_ns, article) of files just read."""
+    def save_files(self, rows: list[tuple[str, os.stat_result, int, Article]]) -> None:
+        """(path, stat, checked_ns, article) of files just read."""
         with self.db.conn:
             self.db["files"].insert_all(
-                ({"path": path, "mtime_ns": m, "size": s, "checked_ns": c, "id": a.id,
+                ({"path": path, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
+                  "size": st.st_size, "checked_ns": c, "id": a.id,
                   "content_hash": a.content_hash, "tags": TAG_SEP.join(a.tags),
                   "article": json.dumps(_article_row(a), ensure_ascii=False)}
-                 for path, m, s, c, a in rows),
+                 for path, st, c, a in rows),
                 replace=True,
             )
 

@@ -1,0 +1,27 @@
+"""Process settings for serving on a small machine (docs/performance.md has the measurements).
+
+- At most SEARCH_THREADS requests run at once; the rest wait in the event loop. On two cores more
+  only add contention, and memory: a search at 50,000 articles holds a few arrays of one number
+  per passage (1.5 MB each).
+- glibc gives each busy thread its own malloc arena, and an arena keeps what was freed in it;
+  with a dozen request threads that is a hundred MB of resident memory doing nothing. Two
+  arenas cost no measurable speed here."""
+
+import ctypes
+import ctypes.util
+
+import anyio.to_thread
+
+SEARCH_THREADS = 8  # anyio's default is 40
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # glibc's mallopt parameter number
+
+
+def tune_for_serving() -> None:
+    """Call from the event loop at startup, before request threads exist."""
+    anyio.to_thread.current_default_thread_limiter().total_tokens = SEARCH_THREADS
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+    except (OSError, AttributeError, TypeError):
+        pass  # not glibc: nothing to tune
