@@ -1,0 +1,301 @@
+"""Editing articles without a text editor: a draft is checked as its file will read back,
+written to content/ atomically, and indexed before the call returns. A version is the file's
+content hash, so two editors cannot overwrite each other unknowingly.
+
+content/ stays the source of truth: an edit is an ordinary Markdown file that git can diff, and
+the index is rebuilt from the files, never the other way round."""
+
+import datetime as dt
+import fcntl
+import json
+import os
+import re
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Container, Iterable
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from indexer.build import article_from_record
+from indexer.passages import plain_text
+from kb.article import BASIS_HEADING, Article, content_hash, dump_article, parse_article
+from kb.errors import (
+    ArticleError,
+    ArticleExists,
+    BadQuery,
+    InvalidArticle,
+    NotFound,
+    StaleVersion,
+    VersionRequired,
+)
+from kb.knowledge_base import IndexReport, KnowledgeBase
+from kb.lint import SPOKEN_LIMIT, clashes, question_owners
+
+EDITOR_FOLDER = "editor"  # new articles of a category no folder holds yet
+EVAL_FILE = Path("_eval") / "saved.jsonl"
+EDITABLE = [f.name for f in fields(Article) if f.name not in ("path", "content_hash")]
+KIND_NAMES = {"title": "title", "similar": "a similar question"}
+
+
+@dataclass
+class Saved:
+    article: Article  # as its file reads back
+    etag: str  # the file's content hash: the version to send back as If-Match
+    path: str
+    warnings: list[str] = field(default_factory=list)
+    report: IndexReport | None = None  # None when the file did not change
+    seconds: float = 0.0  # from the lock to the new snapshot being loaded
+
+
+def draft(**values) -> Article:
+    """An Article from an editor's form: text stripped, empty list entries dropped."""
+    values = dict(values)
+    for key in ("id", "title", "category", "answer", "basis"):
+        values[key] = (values.get(key) or "").strip()
+    for key in ("tags", "similar", "related"):
+        values[key] = tuple(s.strip() for s in values.get(key) or () if s and s.strip())
+    return Article(**values)
+
+
+def field_at(text: str, line: int | None) -> str:
+    """The field an ArticleError's line points into, in a file dump_article wrote."""
+    lines = text.splitlines()
+    closing = next((i for i, x in enumerate(lines[1:], start=1) if x.strip() == "---"), len(lines))
+    if line is None or line > closing + 1:
+        return "answer"
+    for i in range(min(line, closing) - 1, 0, -1):
+        key = re.match(r"^([a-z_]+):", lines[i])
+        if key:
+            return key.group(1)
+    return "id"
+
+
+def read_back(article: Article) -> tuple[Article, str]:
+    """(the article as its file reads back, the file text): parse_article's rules. Raises
+    InvalidArticle naming each field at fault."""
+    text = dump_article(article)
+    try:
+        saved = parse_article(text, article.path)
+    except ArticleError as exc:
+        raise InvalidArticle([(field_at(text, exc.line), exc.problem)]) from None
+    problems = [(name, _not_kept(name, article)) for name in EDITABLE
+                if getattr(saved, name) != getattr(article, name)]
+    if any(name == "answer" for name, _ in problems):  # the basis moved with the answer
+        problems = [p for p in problems if p[0] != "basis"]
+    if problems:
+        raise InvalidArticle(problems)
+    return saved, text
+
+
+def conflicts(saved: Article, owner: dict, known: Container[str], today: dt.date) -> list:
+    """(field, problem) pairs of lint's rules: a question another article asks (`owner` from
+    lint.question_owners), a related id not in `known`, an end date already past."""
+    problems = [(kind, (
+        f"'{question}' is already {KIND_NAMES[other_kind]} of '{other.id}' ({other.title}): "
+        "one question must lead to one article; remove it here or there"))
+        for kind, question, other, other_kind in clashes(saved, owner)]
+    problems += [("related", f"'{r}' is not an article") for r in saved.related
+                 if r not in known and r != saved.id]
+    if saved.effective_to and saved.effective_to < today:
+        problems.append(("effective_to", (
+            f"{saved.effective_to} is past, so the article would be expired at once: "
+            "choose a later date, or delete the article")))
+    return problems
+
+
+def warnings_for(saved: Article) -> list[str]:
+    spoken = len(plain_text(saved.answer))
+    if spoken > SPOKEN_LIMIT:
+        return [f"the answer is {spoken} characters; keep what the agent reads out under "
+                f"{SPOKEN_LIMIT}"]
+    return []
+
+
+def _not_kept(name: str, article: Article) -> str:
+    if name == "answer" and BASIS_HEADING.search(article.answer):
+        return "a line '## 依据' in the answer would start the basis: put the rule in 'basis'"
+    return f"'{name}' would not read back as written: remove unusual characters or line breaks"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file so that a reader, or a crash, sees the old text or the new, never half.
+    The temporary name starts with '.', so neither the index nor the watcher takes it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def folder_for(category: str, records: Iterable[dict], content_dir: Path,
+               default: str = EDITOR_FOLDER) -> str:
+    """The folder (relative to content_dir) that holds most articles of `category`."""
+    root = Path(content_dir).resolve()
+    counts: Counter[str] = Counter()
+    for r in records:
+        if r["category"] == category and r.get("path"):
+            try:
+                rel = Path(r["path"]).resolve().parent.relative_to(root)
+            except ValueError:
+                continue
+            if not any(part.startswith(("_", ".")) for part in rel.parts):
+                counts[rel.as_posix()] += 1
+    return counts.most_common(1)[0][0] if counts else default
+
+
+def check_version(article_id: str, if_match: str | None, current: str) -> None:
+    """Raise unless If-Match names the current version (or is '*')."""
+    if if_match is None:
+        raise VersionRequired(
+            f"send the version you edited as If-Match: GET /api/articles/{article_id} gives it "
+            "as ETag")
+    sent = [t.strip().removeprefix("W/").strip('"') for t in if_match.split(",")]
+    if "*" in sent or current in sent:
+        return
+    raise StaleVersion(
+        f"article '{article_id}' changed since you loaded it: you edited version {sent[0] or '?'}, "
+        f"the current version is {current}. Reload it, apply your change again and save", current)
+
+
+def _query_of(line: str) -> str | None:
+    """The query of an eval-set line; None for a line someone broke (it is kept as it is)."""
+    try:
+        return json.loads(line).get("query")
+    except (ValueError, AttributeError):
+        return None
+
+
+class Editor:
+    """Writes for the editor endpoints, one at a time, also across worker processes."""
+
+    def __init__(self, kb: KnowledgeBase, today: Callable[[], dt.date] = dt.date.today):
+        self.kb = kb
+        self.today = today
+        self._lock = threading.Lock()
+        self._owners: tuple = (None, {}, set())
+
+    def version(self, article_id: str) -> tuple[Path, str]:
+        """The article's file and its version as it is on disk now."""
+        path = Path(self.kb.get(article_id)["path"])
+        try:
+            return path, content_hash(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise NotFound(f"no article '{article_id}': its file is gone") from None
+
+    def create(self, article: Article) -> Saved:
+        with self._writing() as started:
+            if article.id in self.kb.searcher().by_id:
+                raise ArticleExists(
+                    f"article '{article.id}' exists already: edit it, or choose another id")
+            folder = folder_for(article.category, self.kb.articles(), self.kb.content_dir)
+            path = self.kb.content_dir / folder / f"{article.id}.md"
+            if path.exists():
+                raise ArticleExists(f"{path} exists but is not indexed: `kb lint` says why")
+            return self._write(replace(article, path=str(path)), path, None, started)
+
+    def update(self, article_id: str, article: Article, if_match: str | None) -> Saved:
+        if article.id != article_id:
+            raise InvalidArticle([("id", (
+                f"the id cannot change ('{article_id}' to '{article.id}'): create a new "
+                "article and delete this one"))])
+        with self._writing() as started:
+            path, current = self.version(article_id)
+            check_version(article_id, if_match, current)
+            return self._write(replace(article, path=str(path)), path, current, started)
+
+    def delete(self, article_id: str, if_match: str | None) -> Saved:
+        with self._writing() as started:
+            path, current = self.version(article_id)
+            check_version(article_id, if_match, current)
+            article = article_from_record(self.kb.get(article_id))
+            path.unlink()
+            fsync_dir(path.parent)
+            report = self._publish()
+            linking = [r["id"] for r in self.kb.articles() if article_id in r.get("related", [])]
+            warnings = [f"'{i}' still lists it under related: update that article"
+                        for i in linking]
+            return Saved(article, "", str(path), warnings, report,
+                         time.perf_counter() - started)
+
+    def save_eval_query(self, query: str, expected: list[str]) -> tuple[Path, int]:
+        """Add a labelled query to content/_eval/saved.jsonl (replacing one with the same
+        text), for `kb eval` to run again. Returns the file and its number of queries."""
+        query = query.strip()
+        if not query:
+            raise BadQuery("the query is empty: type the question to save")
+        if not expected:
+            raise BadQuery("name the article the query should find")
+        for article_id in expected:
+            self.kb.get(article_id)  # NotFound names an unknown one
+        path = self.kb.content_dir / EVAL_FILE
+        with self._locked():
+            lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+            lines = [x for x in lines if x.strip() and _query_of(x) != query]
+            lines.append(json.dumps({"query": query, "expected": list(expected)},
+                                    ensure_ascii=False))
+            write_atomic(path, "".join(x + "\n" for x in lines))
+        return path, len(lines)
+
+    def _write(self, article: Article, path: Path, current: str | None, started) -> Saved:
+        saved, text = read_back(article)
+        owner, known = self._others()
+        problems = conflicts(saved, owner, known, self.today())
+        if problems:
+            raise InvalidArticle(problems)
+        etag = content_hash(text)
+        if etag == current:  # nothing changed: no write, no build
+            return Saved(saved, etag, str(path), warnings_for(saved))
+        write_atomic(path, text)
+        report = self._publish()
+        return Saved(saved, etag, str(path), warnings_for(saved), report,
+                     time.perf_counter() - started)
+
+    def _others(self) -> tuple[dict, set[str]]:
+        """The live snapshot's questions (lint.question_owners) and ids, kept per snapshot."""
+        searcher = self.kb.searcher()
+        if self._owners[0] != searcher.folder.name:
+            articles = [article_from_record(r) for r in searcher.articles]
+            self._owners = (searcher.folder.name, question_owners(articles), set(searcher.by_id))
+        return self._owners[1], self._owners[2]
+
+    def _publish(self) -> IndexReport:
+        report = self.kb.reindex()
+        self.kb.searcher()  # load the new snapshot now rather than on the next search
+        return report
+
+    @contextmanager
+    def _locked(self):
+        self.kb.data_dir.mkdir(parents=True, exist_ok=True)
+        with self._lock, open(self.kb.data_dir / "edit.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @contextmanager
+    def _writing(self):
+        """The lock, with the index first brought up to date with content/, so versions and
+        the checks against other articles see what is on disk."""
+        with self._locked():
+            started = time.perf_counter()
+            self.kb.reindex()
+            yield started

@@ -1,0 +1,91 @@
+"""Request and response models of the editor endpoints (server/editor_routes.py)."""
+
+import datetime as dt
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from server.schemas import ArticleOut, Matched
+
+Short = Annotated[str, StringConstraints(max_length=200)]
+
+
+class ArticleIn(BaseModel):
+    """An article as the editor form sends it; the whole article, also on PUT."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(None, max_length=80,
+                           description="lowercase letters, digits and '-'; required on POST")
+    title: str = Field(max_length=200, description="the standard question")
+    category: str = Field(max_length=50)
+    tags: list[Short] = Field(default_factory=list, max_length=50)
+    similar: list[Short] = Field(default_factory=list, max_length=500,
+                                 description="相似问法, one question an entry")
+    answer: str = Field(max_length=20_000, description="the standard answer, Markdown")
+    basis: str = Field("", max_length=20_000, description="the rule it rests on, Markdown")
+    effective: dt.date | None = None
+    effective_to: dt.date | None = None
+    related: list[Short] = Field(default_factory=list, max_length=50)
+
+
+class ArticleSummary(BaseModel):
+    id: str
+    title: str
+    category: str
+    tags: list[str]
+    similar: list[str]
+    effective: str | None
+    effective_to: str | None
+    path: str = Field(description="the file, relative to the content folder")
+    etag: str = Field(description="the version, as GET /api/articles/{id} gives it")
+
+
+class EditResult(BaseModel):
+    id: str
+    etag: str = Field(description="the new version; empty after a delete")
+    path: str
+    warnings: list[str]
+    snapshot: str | None = Field(description="the index snapshot that holds the change")
+    index_ms: float = Field(description="from the write to the change being searchable")
+    article: ArticleOut | None = None
+
+
+class RenderIn(BaseModel):
+    markdown: str = Field(max_length=50_000)
+
+
+class RenderOut(BaseModel):
+    html: str = Field(description="sanitised HTML, as the agents' page shows it")
+
+
+class HitTestResult(BaseModel):
+    rank: int
+    id: str
+    title: str
+    category: str
+    score: float = Field(description="the fused score")
+    lexical: float
+    dense: float
+    confident: bool = Field(description="whether the score clears the confidence threshold")
+    matched: Matched
+
+
+class HitTestResponse(BaseModel):
+    query: str
+    normalized: str
+    threshold: float = Field(description="the fused score a result needs to be confident")
+    confident: bool
+    results: list[HitTestResult]
+    expected: HitTestResult | None = Field(
+        None, description="the expected article, where it ranks within the first 50")
+
+
+class EvalQueryIn(BaseModel):
+    query: str = Field(min_length=1, max_length=200)
+    expected: list[Short] = Field(min_length=1, max_length=10)
+
+
+class EvalQueryOut(BaseModel):
+    path: str
+    queries: int

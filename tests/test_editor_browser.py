@@ -1,0 +1,165 @@
+"""The editors' page in Debian's headless Chromium against the real app served by uvicorn:
+edit an article, then find it by its new similar question in hit testing."""
+
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Page, expect, sync_playwright
+
+from indexer.search import RankParams
+from kb.article import load_file
+from kb.config import Settings
+from kb.knowledge_base import KnowledgeBase
+from server.app import create_app
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+FIXTURES = Path(__file__).parent / "fixtures"
+ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
+TOKEN = "browser-editor-token"
+
+# A write reindexes before it answers; the margin is for a loaded CI machine.
+expect.set_options(timeout=30_000)
+
+
+@pytest.fixture
+def server(tmp_path, e5):
+    """The real app, with an editor token, on a free 127.0.0.1 port in a background thread.
+    Per test: each one edits the content."""
+    shutil.copytree(FIXTURES / "content", tmp_path / "content")
+    kb = KnowledgeBase(tmp_path / "content", tmp_path / "data", e5)
+    kb.reindex()
+    app = create_app(Settings(content_dir=kb.content_dir, data_dir=kb.data_dir,
+                              editor_tokens=TOKEN), kb)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}", kb
+    server.should_exit = True
+    thread.join(timeout=30)
+    sock.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make browser`; Playwright never downloads "
+                    "a browser here")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    base_url, _ = server
+    context = browser.new_context(base_url=base_url, viewport={"width": 1366, "height": 900},
+                                  locale="zh-CN")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto("/editor")
+    yield page
+    context.close()
+    assert errors == []
+
+
+def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def enter_token(page: Page, token: str = TOKEN) -> None:
+    page.get_by_test_id("token").fill(token)
+    page.get_by_test_id("token-save").click()
+    expect(page.get_by_test_id("token-state")).to_contain_text("已设置")
+
+
+def open_article(page: Page, article_id: str, filter_text: str) -> None:
+    page.get_by_test_id("filter-text").fill(filter_text)
+    page.locator(f'#list button[data-id="{article_id}"]').click()
+    expect(page.get_by_test_id("editing")).to_contain_text(article_id)
+
+
+def hit_test(page: Page, query: str) -> None:
+    page.get_by_test_id("tab-hit").click()
+    page.get_by_test_id("hit-q").fill(query)
+    page.get_by_test_id("hit-run").click()
+
+
+def test_edit_an_article_then_find_it_by_its_new_similar_question(page, server):
+    _, kb = server
+    question = "楼道的灯和家里的灯一下子全灭了"
+    enter_token(page)
+    page.get_by_test_id("filter-category").select_option("故障报修")
+    expect(page.locator("#list button")).to_have_count(2)
+    open_article(page, "repair-home-outage", "停电")
+    expect(page.get_by_test_id("preview")).to_contain_text("请您先看一下家里的总开关")
+    similar = page.get_by_test_id("f-similar")
+    similar.fill(similar.input_value() + "\n" + question)
+    page.get_by_test_id("save").click()
+    expect(page.get_by_test_id("form-message")).to_contain_text("已保存到 repair/repair-home-outage.md")
+    assert question in load_file(kb.content_dir / "repair" / "repair-home-outage.md").similar
+    screenshot(page, "editor-edit-1366.png")
+
+    hit_test(page, question)
+    first = page.locator("#hit-rows tr").first
+    expect(first).to_have_attribute("data-id", "repair-home-outage")
+    expect(first.locator("td.matched")).to_have_text(f"相似问法：{question}")
+    expect(first.locator("td.yes")).to_have_text("是")
+    threshold = RankParams().confident_at
+    expect(page.get_by_test_id("hit-summary")).to_contain_text(f"达到置信阈值 {threshold}")
+    screenshot(page, "editor-hittest-1366.png")
+
+
+def test_a_miss_becomes_a_similar_question_in_one_step(page, server):
+    _, kb = server
+    query = "线路老化了能不能来人看看"
+    enter_token(page)
+    hit_test(page, query)
+    expect(page.locator("#hit-rows tr").first).to_be_visible()
+    page.get_by_test_id("hit-target").fill("repair-arrival-time")
+    page.get_by_test_id("hit-add").click()
+    expect(page.get_by_test_id("hit-message")).to_contain_text("已把「线路老化了能不能来人看看」加为 repair-arrival-time")
+    first = page.locator("#hit-rows tr").first
+    expect(first).to_have_attribute("data-id", "repair-arrival-time")
+    expect(first).to_have_class("target")
+    page.get_by_test_id("hit-save").click()
+    expect(page.get_by_test_id("hit-message")).to_contain_text("已存入评测集 _eval/saved.jsonl")
+    assert query in (kb.content_dir / "_eval" / "saved.jsonl").read_text("utf-8")
+    screenshot(page, "editor-hittest-fix-1366.png")
+
+
+def test_a_bad_edit_shows_its_message_beside_the_field(page):
+    enter_token(page)
+    open_article(page, "pay-channels", "缴纳")
+    expect(page.get_by_test_id("preview")).to_contain_text("网上国网APP")
+    page.get_by_test_id("f-similar").fill("家里没电了怎么办")
+    page.get_by_test_id("save").click()
+    error = page.locator('[data-error-for="similar"]')
+    expect(error).to_contain_text("already a similar question of 'repair-home-outage'")
+    expect(page.get_by_test_id("f-similar")).to_have_class("invalid")
+    screenshot(page, "editor-invalid-1366.png")
+
+
+def test_without_the_token_saving_says_to_enter_it(page):
+    open_article(page, "pay-channels", "缴纳")
+    page.get_by_test_id("save").click()
+    expect(page.get_by_test_id("form-message")).to_contain_text("需要编辑令牌")
