@@ -1,0 +1,145 @@
+"""The agents' page's 有用/没用 block and its opened/copied events (server/static/feedback.js), in
+Debian's headless Chromium against the real app, checked in the real query-log file."""
+
+import shutil
+import socket
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Page, expect, sync_playwright
+
+from kb.config import Settings
+from kb.knowledge_base import KnowledgeBase
+from kb.querylog import LOG_FILE
+from server.app import create_app
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+FIXTURES = Path(__file__).parent / "fixtures"
+ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
+expect.set_options(timeout=15_000)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, e5):
+    """The real app on a free port; yields (base url, app)."""
+    root = tmp_path_factory.mktemp("feedback")
+    shutil.copytree(FIXTURES / "content", root / "content")
+    kb = KnowledgeBase(root / "content", root / "data", e5)
+    kb.reindex()
+    app = create_app(Settings(content_dir=root / "content", data_dir=root / "data"), kb)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}", app
+    server.should_exit = True
+    thread.join(timeout=30)
+    sock.close()
+
+
+@pytest.fixture
+def page(served):
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make browser`")
+    base_url, _ = served
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                    args=["--no-sandbox", "--disable-gpu",
+                                          "--disable-background-networking"])
+        context = browser.new_context(base_url=base_url, viewport={"width": 1366, "height": 768},
+                                      locale="zh-CN",
+                                      permissions=["clipboard-read", "clipboard-write"])
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto("/?agent=A042")
+        yield page
+        browser.close()
+    assert errors == []
+
+
+def logged(served, sql, expected, timeout=10.0):
+    """Wait until `sql` on the log file returns `expected` (the page posts, the writer writes)."""
+    _, app = served
+    deadline = time.monotonic() + timeout
+    while True:
+        app.state.querylog.flush()
+        db = sqlite3.connect(app.state.kb.data_dir / LOG_FILE)
+        try:
+            got = db.execute(sql).fetchall()
+        finally:
+            db.close()
+        if got == expected or time.monotonic() > deadline:
+            assert got == expected
+            return
+        time.sleep(0.1)
+
+
+def search(page: Page, query: str) -> str:
+    page.locator("#q").fill(query)
+    expect(page.get_by_test_id("results")).to_have_attribute("data-query", query)
+    return page.get_by_test_id("results").get_attribute("data-query-id")
+
+
+def test_useful_and_not_useful_with_a_comment_reach_the_log(page, served):
+    qid = search(page, "家里突然没电了")
+    box = page.get_by_test_id("feedback")
+    expect(box).to_be_visible()
+    page.get_by_test_id("feedback-useful").click()
+    expect(page.get_by_test_id("feedback-done")).to_have_text("已记录：有用")
+    logged(served, f"SELECT article_id, useful, agent FROM feedback WHERE query_id = '{qid}'",
+           [("repair-home-outage", 1, "A042")])
+
+    page.get_by_test_id("feedback-useless").click()
+    expect(page.get_by_test_id("feedback-useless")).to_have_attribute("aria-pressed", "true")
+    page.get_by_test_id("feedback-comment").fill("客户说13812345678这个号也停电了")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "feedback-1366x768.png"))
+    page.get_by_test_id("feedback-send").click()
+    expect(page.get_by_test_id("feedback-done")).to_have_text("已记录说明，谢谢")
+    logged(served, f"SELECT useful, comment FROM feedback WHERE query_id = '{qid}' ORDER BY ts",
+           [(1, None), (0, None), (0, "客户说[手机号]这个号也停电了")])
+
+
+def test_the_search_is_logged_with_the_agent_from_the_page_address(page, served):
+    qid = search(page, "交了钱怎么还不来电")
+    logged(served, f"SELECT query, agent FROM searches WHERE query_id = '{qid}'",
+           [("交了钱怎么还不来电", "A042")])
+
+
+def test_choosing_and_copying_an_answer_are_events(page, served):
+    qid = search(page, "电费")
+    page.get_by_test_id("result").nth(1).click()
+    chosen = page.get_by_test_id("result").nth(1).get_attribute("data-id")
+    page.get_by_test_id("copy").click()
+    expect(page.get_by_test_id("copied")).to_have_text("已复制")
+    logged(served, f"SELECT article_id, kind, agent FROM events WHERE query_id = '{qid}' "
+           "ORDER BY ts", [(chosen, "opened", "A042"), (chosen, "copied", "A042")])
+
+
+def test_an_answer_shown_by_itself_is_not_an_opened_event(page, served):
+    qid = search(page, "家里突然没电了")
+    expect(page.get_by_test_id("article")).to_be_visible()
+    page.wait_for_timeout(1000)  # longer than the page waits before it counts a choice
+    logged(served, f"SELECT count(*) FROM events WHERE query_id = '{qid}'", [(0,)])
+
+
+def test_the_block_resets_for_the_next_search(page):
+    search(page, "家里突然没电了")
+    page.get_by_test_id("feedback-useful").click()
+    expect(page.get_by_test_id("feedback-done")).to_have_text("已记录：有用")
+    search(page, "电费为什么这么高")
+    expect(page.get_by_test_id("feedback-done")).to_have_text("")
+    expect(page.get_by_test_id("feedback-useful")).to_have_attribute("aria-pressed", "false")
