@@ -1,0 +1,436 @@
+"""Trying to break it: bad input over real HTTP, hostile articles, load during reindexing, killed
+builds and damaged index files. docs/reliability.md records what these tests found.
+
+The app is served by uvicorn in a thread on 127.0.0.1 and spoken to over raw sockets, so the
+bytes of a request (invalid UTF-8, encoded slashes, a 100 KB line) reach the server unchanged.
+Tests not about ranking use HashEmbedder; the load test uses the real e5 model, because sharing
+the model between concurrent requests is part of what it tests."""
+
+import hashlib
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import uvicorn
+
+from indexer import segments
+from indexer.embedders import HashEmbedder
+from kb.article import Article, dump_article
+from kb.config import Settings
+from kb.errors import CorruptIndex
+from kb.knowledge_base import KnowledgeBase
+from kb.store import Store
+from server.app import create_app
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+class Served:
+    """The real app under uvicorn in a thread, on a free port of 127.0.0.1."""
+
+    def __init__(self, kb: KnowledgeBase):
+        app = create_app(Settings(content_dir=kb.content_dir, data_dir=kb.data_dir), kb)
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+def raw_get(port: int, target: bytes, timeout: float = 15, follow: bool = True) -> tuple[int, bytes]:
+    """Send the request line as given; a hang fails the test through the socket timeout. A
+    redirect is followed once, and must stay under the path it came from."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    if status == 307 and follow:  # Starlette's trailing-slash redirect: an id ending in %2f
+        location = re.search(rb"(?im)^location: *https?://[^/]+(/\S*)", head).group(1)
+        assert location.startswith(target.split(b"%")[0].split(b"?")[0][:14]), location
+        return raw_get(port, location, timeout, follow=False)
+    return status, body
+
+
+def folder_hash(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("served")
+    shutil.copytree(FIXTURES / "content", root / "content")
+    kb = KnowledgeBase(root / "content", root / "data", HashEmbedder())  # not about ranking
+    kb.reindex()
+    with Served(kb) as s:
+        s.content = root / "content"
+        s.content_hash = folder_hash(s.content)
+        yield s
+
+
+# Bad input: each gets a 4xx with a reason, never a 5xx or a hang, and content/ is unchanged.
+
+BAD_REQUESTS = {
+    # queries
+    "empty q": b"/api/search?q=",
+    "no q": b"/api/search",
+    "whitespace q": b"/api/search?q=%20%20%20",
+    "tabs and newlines q": b"/api/search?q=%09%0A%0D%0B",
+    "punctuation q": b"/api/search?q=%EF%BC%9F%EF%BC%81...",
+    "10 KB ascii q": b"/api/search?q=" + b"a" * 10_000,
+    "10 KB cjk q": b"/api/search?q=" + quote("停电" * 1700).encode(),
+    "100 KB q": b"/api/search?q=" + b"a" * 100_000,
+    "control chars q": b"/api/search?q=%00%01%02%1B%7F",
+    "zero-width q": b"/api/search?q=%E2%80%8B%E2%80%8B%EF%BB%BF",
+    "invalid utf-8 %ff%fe": b"/api/search?q=%FF%FE",
+    "overlong utf-8 slash": b"/api/search?q=%C0%AF",
+    "lone surrogate": b"/api/search?q=%ED%A0%80",
+    "truncated utf-8": b"/api/search?q=%E5%81",
+    "raw non-ascii bytes": b"/api/search?q=\xff\xfe\xe5",
+    # k
+    "k=0": b"/api/search?q=%E5%81%9C%E7%94%B5&k=0",
+    "k=-1": b"/api/search?q=%E5%81%9C%E7%94%B5&k=-1",
+    "k=51": b"/api/search?q=%E5%81%9C%E7%94%B5&k=51",
+    "k=10**20": b"/api/search?q=%E5%81%9C%E7%94%B5&k=100000000000000000000",
+    "k=1.5": b"/api/search?q=%E5%81%9C%E7%94%B5&k=1.5",
+    "k=1e3": b"/api/search?q=%E5%81%9C%E7%94%B5&k=1e3",
+    "k=abc": b"/api/search?q=%E5%81%9C%E7%94%B5&k=abc",
+    "k empty": b"/api/search?q=%E5%81%9C%E7%94%B5&k=",
+    "k=%ff": b"/api/search?q=%E5%81%9C%E7%94%B5&k=%FF",
+    "category 10 KB": b"/api/search?q=%E5%81%9C%E7%94%B5&category=" + b"c" * 10_000,
+    # ids
+    "unknown id": b"/api/articles/no-such-article",
+    "../etc/passwd": b"/api/articles/../etc/passwd",
+    "../../ x3": b"/api/articles/../../../etc/passwd",
+    "%2e%2e%2f": b"/api/articles/%2e%2e%2f",
+    "..%2f": b"/api/articles/..%2fetc%2fpasswd",
+    "%2e%2e%2fpyproject": b"/api/articles/%2e%2e%2f%2e%2e%2fpyproject.toml",
+    "double-encoded": b"/api/articles/%252e%252e%252fetc%252fpasswd",
+    "encoded backslash": b"/api/articles/..%5c..%5cetc%5cpasswd",
+    "overlong-utf8 dots": b"/api/articles/%C0%AE%C0%AE%C0%AF",
+    "nul in id": b"/api/articles/repair-home-outage%00",
+    "encoded slash in id": b"/api/articles/repair%2fhome",
+    "very long id": b"/api/articles/" + b"a" * 10_000,
+    "unicode id": b"/api/articles/%E5%81%9C%E7%94%B5",
+    "fullwidth id": b"/api/articles/%EF%BD%92%EF%BD%85%EF%BD%90%EF%BD%81%EF%BD%89%EF%BD%92",
+    "invalid utf-8 id": b"/api/articles/%FF%FE",
+    "hittest bad expected": b"/api/hittest?q=%E5%81%9C%E7%94%B5&expected=..%2f..%2fx",
+    "static traversal": b"/static/..%2f..%2fpyproject.toml",
+    "static traversal 2": b"/static/%2e%2e/%2e%2e/kb/config.py",
+}
+
+
+@pytest.mark.parametrize("target", BAD_REQUESTS.values(), ids=BAD_REQUESTS.keys())
+def test_bad_input_gets_a_4xx_with_a_reason(served, target):
+    status, body = raw_get(served.port, target)
+    assert 400 <= status < 500, (status, body[:300])
+    assert body.strip(), "a refusal must say why"
+    if body.startswith(b"{"):
+        assert json.loads(body)["detail"]
+    assert b"[project]" not in body and b"root:" not in body and b"class Settings" not in body
+    assert folder_hash(served.content) == served.content_hash
+
+
+@pytest.mark.parametrize("target", [
+    b"/api/search?q=%E5%81%9C%E7%94%B5%00%07",  # 停电 with control characters: they are dropped
+    b"/api/search?q=%E5%81%9C%E7%94%B5&category=%FF",  # no such category: no results
+    b"/api/search?q=%F0%A0%80%80",  # a CJK extension B character
+    b"/api/search?q=%1B%5B31m%1B%5B0m",  # an ANSI colour escape: the letters remain
+])
+def test_odd_but_meaningful_queries_are_answered(served, target):
+    status, body = raw_get(served.port, target)
+    assert status == 200 and "results" in json.loads(body)
+
+
+def test_bad_input_leaves_the_server_healthy(served):
+    for target in BAD_REQUESTS.values():
+        raw_get(served.port, target)
+    status, body = raw_get(served.port, b"/api/search?q=%E5%81%9C%E7%94%B5")
+    assert status == 200 and json.loads(body)["results"]
+    assert folder_hash(served.content) == served.content_hash
+
+
+# Articles cannot inject script.
+
+HOSTILE_BODIES = {
+    "script": "<script>alert(1)</script>",
+    "img onerror": '<img src=x onerror="alert(1)">',
+    "iframe": '<iframe src="https://evil.example/"></iframe>',
+    "svg onload": "<svg onload=alert(1)><circle r=1 /></svg>",
+    "javascript link": "[点这里](javascript:alert(1))",
+    "mixed-case javascript": '<a href="JaVaScRiPt:alert(1)">x</a>',
+    "entity javascript": '<a href="jav&#x09;ascript:alert(1)">x</a>',
+    "data url": "[x](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
+    "vbscript": '<a href="vbscript:msgbox(1)">x</a>',
+    "onclick": '<p onclick="alert(1)" style="color:red">x</p>',
+    "object embed": '<object data="x.swf"></object><embed src="x.swf">',
+    "form": '<form action="https://evil.example/"><input name=a></form>',
+    "style tag": "<style>body{background:url(javascript:alert(1))}</style>",
+    "meta refresh": '<meta http-equiv="refresh" content="0;url=https://evil.example/">',
+    "markdown image": "![x](https://evil.example/x.png)",
+    "unclosed": "<scr<script>ipt>alert(1)</script>",
+}
+FORBIDDEN = re.compile(
+    r"<\s*(script|iframe|img|svg|object|embed|form|input|style|meta)|\son\w+\s*=|javascript:"
+    r"|vbscript:|data:text|style\s*=", re.IGNORECASE)
+
+
+def test_articles_cannot_inject_script(tmp_path):
+    content = tmp_path / "content"
+    shutil.copytree(FIXTURES / "content", content)
+    for n, payload in enumerate(HOSTILE_BODIES.values()):
+        (content / "repair" / f"hostile-{n}.md").write_text(
+            f"---\nid: hostile-{n}\ntitle: 恶意标记测试{n}号\ncategory: 测试\n---\n"
+            f"您好，安全测试{n}。{payload}\n\n## 依据\n依据{n}。{payload}\n", encoding="utf-8")
+    kb = KnowledgeBase(content, tmp_path / "data", HashEmbedder())  # not about ranking
+    assert not kb.reindex().errors
+    with Served(kb) as s:
+        for n, name in enumerate(HOSTILE_BODIES):
+            status, body = raw_get(s.port, f"/api/articles/hostile-{n}".encode())
+            article = json.loads(body)
+            status_s, body_s = raw_get(s.port, f"/api/search?k=50&q={quote(f'恶意标记测试{n}号')}".encode())
+            hit = next(r for r in json.loads(body_s)["results"] if r["id"] == f"hostile-{n}")
+            for html in (article["answer_html"], article["basis_html"], hit["answer_html"],
+                         hit["basis_html"]):
+                assert not FORBIDDEN.search(html), (name, html)
+            assert f"安全测试{n}" in article["answer_html"] and f"依据{n}" in article["basis_html"]
+
+
+# Under load: 16 searchers during a full reindex and a burst of edits.
+
+PROBE = "---\nid: load-probe\ntitle: 负载探针文章\ncategory: 测试\n---\n您好，探针版本 {v} 号。\n"
+NEW = ("---\nid: load-new-{i}\ntitle: 第{i}个新增的问题怎么办理\ncategory: 测试\n---\n"
+       "您好，这是新增文章{i}。\n")
+SEARCHERS, MIN_EACH, MAX_EACH, EDITS = 16, 60, 400, 8
+QUERIES = ["家里突然没电了", "电费怎么交", "抢修多久能到", "计划停电通知", "欠费停电怎么恢复",
+           "电费为什么这么高", "负载探针", "新增的问题"]
+
+
+def snapshot_state(answers: list[dict]) -> tuple[frozenset, str]:
+    """What a result list says about its snapshot: the article set and the probe's version."""
+    probe = next((a["answer"] for a in answers if a["id"] == "load-probe"), "")
+    return frozenset(a["id"] for a in answers), probe
+
+
+def test_sixteen_searchers_during_full_reindex_and_edits(tmp_path, e5):
+    content = tmp_path / "content"
+    shutil.copytree(FIXTURES / "content", content)
+    (content / "repair" / "load-probe.md").write_text(PROBE.format(v=0), encoding="utf-8")
+    kb = KnowledgeBase(content, tmp_path / "data", e5)
+    kb.reindex()
+    states = {snapshot_state(kb.articles())}
+    seen, errors, stamps = [], [], []
+    writing = threading.Event()
+    writing.set()
+    phases: dict[str, tuple[float, float]] = {}
+
+    def writer():
+        try:
+            t0 = time.monotonic()
+            kb.reindex(full=True)
+            states.add(snapshot_state(kb.articles()))
+            phases["full"] = (t0, time.monotonic())
+            t0 = time.monotonic()
+            for i in range(1, EDITS + 1):
+                (content / "repair" / f"load-new-{i}.md").write_text(NEW.format(i=i),
+                                                                     encoding="utf-8")
+                (content / "repair" / "load-probe.md").write_text(PROBE.format(v=i),
+                                                                  encoding="utf-8")
+                kb.reindex()
+                states.add(snapshot_state(kb.articles()))
+            phases["edits"] = (t0, time.monotonic())
+        finally:
+            writing.clear()
+
+    def searcher(n: int, port: int):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        done = 0
+        while done < MAX_EACH and (done < MIN_EACH or writing.is_set()):
+            q = quote(QUERIES[(n + done) % len(QUERIES)])
+            try:
+                conn.request("GET", f"/api/search?k=50&q={q}")
+                r = conn.getresponse()
+                body = r.read()
+                if r.status != 200:
+                    errors.append((r.status, body[:200]))
+                else:
+                    seen.append(snapshot_state(json.loads(body)["results"]))
+                    stamps.append(time.monotonic())
+            except Exception as exc:  # noqa: BLE001 - every failure counts as an error
+                errors.append(repr(exc))
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            done += 1
+        conn.close()
+
+    with Served(kb) as s:
+        threads = [threading.Thread(target=searcher, args=(n, s.port)) for n in range(SEARCHERS)]
+        for t in threads:
+            t.start()
+        write = threading.Thread(target=writer)
+        write.start()
+        write.join(timeout=300)
+        for t in threads:
+            t.join(timeout=300)
+    assert not errors, errors[:5]
+    assert len(states) == EDITS + 1  # the full build holds what the first did; one per edit
+    torn = [x for x in seen if x not in states]
+    assert not torn, torn[:3]
+    during = {name: sum(a <= t <= b for t in stamps) for name, (a, b) in phases.items()}
+    print(f"\nload: {len(seen)} searches by {SEARCHERS} threads, {len(errors)} errors, "
+          f"{len(set(seen))} snapshots seen of {len(states)}, "
+          f"{during['full']} during the full reindex, {during['edits']} during {EDITS} edits")
+    assert during["full"] > 0 and during["edits"] > 0
+
+
+# Faults: kill -9 of a build, damaged index files, SQLite settings.
+
+
+def synthetic_articles(folder: Path, n: int) -> None:
+    """n extra articles, so a build lasts long enough to be killed in every phase."""
+    rng = random.Random(95598)
+    things = ["电表", "电费", "停电", "报修", "过户", "增容", "发票", "光伏", "充电桩", "预付费"]
+    doing = ["怎么办理", "多久能好", "需要什么材料", "在哪里查", "为什么不对", "能不能撤销"]
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        a, b = rng.choice(things), rng.choice(doing)
+        article = Article(
+            id=f"synth-{i}", title=f"{a}{b}（第{i}问）", category=f"合成{i % 7}",
+            answer=f"您好，关于{a}{b}，请按第{i}条规定办理。" * 4,
+            similar=tuple(f"{rng.choice(things)}{rng.choice(doing)}{i}-{j}" for j in range(3)),
+        )
+        (folder / f"synth-{i}.md").write_text(dump_article(article), encoding="utf-8")
+
+
+def kb_command(*args: str, data: Path, content: Path) -> subprocess.Popen:
+    env = {**os.environ, "KB_EMBEDDER": "hash:64", "KB_CONTENT_DIR": str(content),
+           "KB_DATA_DIR": str(data)}
+    return subprocess.Popen([sys.executable, "-c", "from kb.cli import main; main()", *args],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def fresh_load(content: Path, data: Path) -> KnowledgeBase:
+    """A KnowledgeBase as a new process would see the index (no segments cached in memory)."""
+    segments._loaded.clear()
+    kb = KnowledgeBase(content, data, HashEmbedder())
+    kb.searcher()
+    return kb
+
+
+def test_kill_9_during_full_builds_leaves_the_served_index_intact(tmp_path):
+    content, data = tmp_path / "content", tmp_path / "data"
+    shutil.copytree(FIXTURES / "content", content)
+    synthetic_articles(content / "synth", 400)
+    start = time.monotonic()
+    proc = kb_command("index", "--full", data=data, content=content)
+    assert proc.wait(timeout=120) == 0, proc.stderr.read().decode()
+    took = time.monotonic() - start
+    served = KnowledgeBase(content, data, HashEmbedder())
+    live, count = served.stats()["snapshot"], served.stats()["articles"]
+    assert count == 406
+
+    rng = random.Random(8)
+    landed = {"before the build wrote a snapshot": 0, "while a snapshot was being written": 0,
+              "after the build had finished": 0}
+    for _ in range(6):
+        proc = kb_command("index", "--full", data=data, content=content)
+        time.sleep(rng.uniform(0.3, took))
+        finished = proc.poll() is not None
+        partial = any(not (p / "manifest.json").exists() for p in (data / "index").glob("snap-*"))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        landed["after the build had finished" if finished else
+               "while a snapshot was being written" if partial else
+               "before the build wrote a snapshot"] += 1
+        # The process that was serving goes on serving; a new one loads the live snapshot.
+        assert len(served.search("电费怎么交", 3)) == 3
+        assert served.stats()["articles"] == count
+        assert fresh_load(content, data).stats()["articles"] == count
+        with sqlite3.connect(data / "kb.sqlite") as db:
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    proc = kb_command("index", "--full", data=data, content=content)
+    assert proc.wait(timeout=120) == 0, proc.stderr.read().decode()
+    after = fresh_load(content, data)
+    assert after.stats()["articles"] == count and after.stats()["snapshot"] != live
+    unfinished = [p for p in (data / "index").glob("snap-*") if not (p / "manifest.json").exists()]
+    assert not unfinished  # the completed build removed what the killed ones left
+    print(f"\nkill -9: build takes {took:.1f}s; kills {landed}")
+    assert sum(landed.values()) == 6
+
+
+DAMAGE = {
+    "truncated dense.faiss": ("dense.faiss", lambda b: b[: len(b) // 2]),
+    "empty dense.faiss": ("dense.faiss", lambda b: b""),
+    "garbage manifest.json": ("manifest.json", lambda b: b"\x8f{garbage" + b[:10]),
+    "truncated manifest.json": ("manifest.json", lambda b: b[: len(b) // 2]),
+    "truncated articles.json": ("articles.json", lambda b: b[: len(b) // 2]),
+    "garbage passages.json": ("passages.json", lambda b: os.urandom(len(b))),
+    "truncated words.npz": ("words.npz", lambda b: b[: len(b) // 2]),
+    "empty chars.idf.npy": ("chars.idf.npy", lambda b: b""),
+    "truncated chars.vocab.txt": ("chars.vocab.txt", lambda b: b[: len(b) // 2 - 1]),
+    "garbage dictionary.json": ("dictionary.json", lambda b: b"\xff\xfe" + b),
+    "truncated ranker.npz": ("ranker.npz", lambda b: b[:100]),
+    "missing passages.json": ("passages.json", None),
+}
+
+
+@pytest.mark.parametrize("name, damage", DAMAGE.values(), ids=DAMAGE.keys())
+def test_damaged_index_file_says_how_to_rebuild(hash_kb, monkeypatch, name, damage):
+    hash_kb.reindex()
+    path = hash_kb.index_dir / hash_kb.stats()["snapshot"] / name
+    if damage is None:
+        path.unlink()
+    else:
+        path.write_bytes(damage(path.read_bytes()))
+    monkeypatch.setattr(segments, "_loaded", {})  # as a new process: nothing cached
+    fresh = KnowledgeBase(hash_kb.content_dir, hash_kb.data_dir, HashEmbedder())
+    with pytest.raises(CorruptIndex, match="kb index --full"):
+        fresh.search("停电")
+    with Served(fresh) as s:
+        for target in (b"/readyz", b"/api/search?q=%E5%81%9C%E7%94%B5"):
+            status, body = raw_get(s.port, target)
+            assert status == 503 and "kb index --full" in json.loads(body)["detail"]
+        fresh.reindex(full=True)  # what the message says to do
+        status, body = raw_get(s.port, b"/api/search?q=%E5%81%9C%E7%94%B5")
+        assert status == 200 and json.loads(body)["results"]
+
+
+def test_sqlite_store_uses_wal_and_a_busy_timeout(hash_kb):
+    hash_kb.reindex()
+    with sqlite3.connect(hash_kb.data_dir / "kb.sqlite") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # stored in the file
+    store = Store(hash_kb.data_dir / "kb.sqlite")
+    try:
+        assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+    finally:
+        store.close()
