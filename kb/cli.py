@@ -117,15 +117,24 @@ def show(settings, article_id):
 
 
 @cli.command()
+@click.option("--deep", is_flag=True,
+              help="Also find near-duplicate questions of different articles with the model.")
+@click.option("--threshold", default=None, type=click.FloatRange(0, 1),
+              help="Cosine from which --deep calls two questions duplicates (default 0.97).")
 @click.pass_obj
-def lint(settings):
+def lint(settings, deep, threshold):
     """Check the content folder; exit 1 if any error is found.
 
-    Example: kb lint
+    Example: kb lint --deep
     """
-    from kb.lint import lint_folder
+    from kb.article import load_folder
+    from kb.lint import NEAR_DUPLICATE, lint_folder, near_duplicates
 
     problems = lint_folder(settings.content_dir)
+    if deep:
+        articles, _ = load_folder(settings.content_dir)
+        problems += near_duplicates(articles, open_kb(settings).embed_questions,
+                                    NEAR_DUPLICATE if threshold is None else threshold)
     for p in problems:
         click.echo(str(p))
     errors = [p for p in problems if p.severity == "error"]
@@ -184,6 +193,64 @@ def eval_(settings, queries, as_json, misses):
     _print_report(report, as_json)
 
 
+@cli.command("import")
+@click.argument("sheet", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check and report, write nothing.")
+@click.pass_obj
+def import_(settings, sheet, dry_run):
+    """Import a question-answer sheet (CSV, XLSX or JSONL) as Markdown articles.
+
+    Columns: 标准问题, 答案, and optionally 相似问题 (several separated by new lines or '|'),
+    分类, 标签, 依据, id, 生效日期, 失效日期. JSONL lines may also be {"id", "question",
+    "answer", "category", "similar"}. A question already in content/ is skipped; any bad row
+    refuses the whole sheet and nothing is written (exit 1).
+
+    Example: kb import faq.xlsx --dry-run
+    """
+    from kb.errors import SheetError
+    from kb.importer import import_sheet
+
+    try:
+        plan = import_sheet(sheet, settings.content_dir, dry_run=dry_run)
+    except SheetError as exc:
+        click.echo(f"refused: {exc}", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(EXIT_PROBLEMS)
+    verb = "would create" if dry_run else "created"
+    for column in plan.ignored_columns:
+        click.echo(f"ignored column '{column}'")
+    for a in plan.created:
+        click.echo(f"{verb} {a.id}  {a.title}  ({a.path})")
+    for number, reason in plan.skipped:
+        click.echo(f"skipped row {number}: {reason}")
+    click.echo(f"{len(plan.created)} {verb}, {len(plan.skipped)} skipped"
+               + ("; nothing written (dry run)" if dry_run else
+                  "; run `kb index` (a running `kb serve` picks them up by itself)"))
+
+
+@cli.command()
+@click.option("--format", "kind", type=click.Choice(["xlsx", "csv"]), default="xlsx",
+              show_default=True)
+@click.option("--out", default=None,
+              help="File to write (default kb-export.xlsx or kb-export.csv; '-' for stdout).")
+@click.pass_obj
+def export(settings, kind, out):
+    """Export every article to a sheet for offline review; `kb import` reads it back.
+
+    Example: kb export --format csv --out review.csv
+    """
+    from kb.importer import export_rows, write_export
+
+    rows = export_rows(settings.content_dir)
+    if out == "-" and kind == "xlsx":
+        raise click.UsageError("an XLSX workbook cannot go to stdout: give --out FILE")
+    target = click.get_text_stream("stdout") if out == "-" else out or f"kb-export.{kind}"
+    write_export(rows, target, kind)
+    if out != "-":
+        click.echo(f"exported {len(rows) - 1} articles to {target}")
+
+
 @cli.group()
 def bench():
     """Benchmarks on outside data."""
@@ -212,16 +279,63 @@ def bench_faq(settings, folder, as_json):
 
 
 @cli.command()
+@click.option("--month", default=None, help="YYYY-MM  [default: last month]")
+@click.option("--format", "kind", type=click.Choice(["html", "md"]), default="html",
+              show_default=True)
+@click.option("--out", default=None,
+              help="File to write (default report-YYYY-MM.html or .md; '-' for stdout).")
+@click.pass_obj
+def report(settings, month, kind, out):
+    """The monthly service-diagnosis report from the query log `kb serve` keeps: volume by day,
+    hour and topic, frequent questions, content gaps, negative feedback, articles never found.
+
+    Example: kb report --month 2025-07 --out report-2025-07.html
+    """
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from kb.querylog import LOG_FILE
+    from kb.report import MONTH_RE, build_report, open_log, previous_month
+    from kb.report_render import render
+
+    month = month or previous_month(datetime.now(ZoneInfo(settings.timezone)).strftime("%Y-%m"))
+    if not MONTH_RE.match(month):
+        raise click.BadParameter(f"'{month}' is not a month: use YYYY-MM, e.g. 2025-07",
+                                 param_hint="--month")
+    with open_log(settings.data_dir / LOG_FILE):  # no log: say so before loading the index
+        pass
+    kb = open_kb(settings)
+    built = build_report(settings.data_dir / LOG_FILE, month, kb.articles(), kb.embedder,
+                         settings.timezone)
+    text = render(built, kind)
+    if out == "-":
+        click.echo(text, nl=False)
+        return
+    target = Path(out or f"report-{month}.{kind}")
+    target.write_text(text, encoding="utf-8")
+    gaps = sum(t.missing for t in built.themes)
+    click.echo(f"report {month}: {built.searches} searches, {built.unanswered} without a "
+               f"confident answer, {gaps} gap themes, {len(built.negative)} articles rated "
+               f"not useful, {len(built.never_found)} never found; wrote {target}")
+
+
+@cli.command()
 @click.option("--host", default=None, help="Default KB_HOST (127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Default KB_PORT (8000).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--watch/--no-watch", default=True, show_default=True,
+              help="Reindex when files under content/ change, and at start if they did.")
 @click.pass_obj
-def serve(settings, host, port, workers):
-    """Serve the API and the agents' page.
+def serve(settings, host, port, workers, watch):
+    """Serve the API, the agents' page and the editors' page (/editor).
 
     Example: kb serve --port 8000
     """
+    import os
+
     import uvicorn
+
+    os.environ["KB_WATCH"] = "true" if watch else "false"  # read by each worker's Settings
 
     uvicorn.run("server.app:create_app", factory=True, host=host or settings.host,
                 port=port or settings.port, workers=workers, log_level="info")

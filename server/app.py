@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Header, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -11,6 +11,9 @@ from fastapi.staticfiles import StaticFiles
 from kb.config import Settings
 from kb.errors import BadQuery, KBError, NotFound
 from kb.knowledge_base import KnowledgeBase
+from server.editor_routes import install as install_editor
+from server.log_routes import agent_id
+from server.log_routes import install as install_log
 from server.schemas import (
     ArticleOut,
     Category,
@@ -21,6 +24,7 @@ from server.schemas import (
     SearchResponse,
     SearchResult,
 )
+from server.tuning import tune_for_serving
 
 STATIC = Path(__file__).parent / "static"
 ID_RE = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
@@ -36,6 +40,9 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
     app = FastAPI(title="95598 知识库", version="0.1.0",
                   description="Standard answers for 95598 agents, ranked as they type.")
     app.state.kb = kb
+    querylog = install_log(app, settings, kb)  # feedback, events, /reports; None when off
+
+    app.router.add_event_handler("startup", tune_for_serving)  # server/tuning.py
 
     @app.on_event("startup")
     def load_index():
@@ -67,10 +74,14 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
         q: Annotated[str, Query(description="the caller's question, as typed")],
         k: Annotated[int, Query(ge=1, le=50)] = 10,
         category: Annotated[str | None, Query(max_length=50)] = None,
+        agent: Annotated[str | None, Query(max_length=64, description="the agent's id")] = None,
+        x_agent_id: Annotated[str | None, Header()] = None,
     ):
         searcher = kb.searcher()  # one snapshot for the whole request
         query = kb.prepare(q)
         hits = searcher.search_query(query, k, category or None)
+        query_id = querylog.log_search(q, hits, category=category or None,
+                                       agent=agent_id(agent, x_agent_id)) if querylog else None
         results = [
             SearchResult(
                 id=h.id, title=h.title, category=h.category, score=round(h.score, 4),
@@ -84,12 +95,14 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
         ]
         terms = sorted({*query.words, *query.expansions}, key=len, reverse=True)
         return SearchResponse(query=q, normalized=query.text, terms=terms, results=results,
-                              confident=bool(hits and hits[0].confident))
+                              confident=bool(hits and hits[0].confident), query_id=query_id)
 
     @app.get("/api/articles/{article_id}", response_model=ArticleOut)
-    def article(article_id: Annotated[str, PathParam(max_length=80, pattern=ID_RE)]):
+    def article(article_id: Annotated[str, PathParam(max_length=80, pattern=ID_RE)],
+                response: Response):
         searcher = kb.searcher()
         a = kb.get(article_id)
+        response.headers["ETag"] = f'"{a["content_hash"]}"'  # the If-Match of an edit
         return ArticleOut(**{k: a[k] for k in ArticleOut.model_fields if k != "related"},
                           related=_related(searcher, a, []))
 
@@ -104,6 +117,7 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
     def page():
         return FileResponse(STATIC / "index.html")
 
+    install_editor(app, settings, kb)  # /editor, article writes, hit testing, the watcher
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

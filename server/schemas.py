@@ -34,6 +34,8 @@ class SearchResponse(BaseModel):
     terms: list[str] = Field(description="query words to highlight")
     confident: bool = Field(description="whether the top result clears the confidence threshold")
     results: list[SearchResult]
+    query_id: str | None = Field(None, description="names this search in POST /api/feedback "
+                                 "and /api/events; null when the query log is off")
 
 
 class ArticleOut(BaseModel):

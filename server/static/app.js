@@ -73,6 +73,7 @@ async function search() {
   state.controller = controller;
   const params = new URLSearchParams({ q, k: String(RESULTS) });
   if (els.category.value) params.set("category", els.category.value);
+  if (window.kbAgent) params.set("agent", window.kbAgent);  // set by feedback.js
   setStatus("搜索中…", "busy");
   try {
     const res = await fetch(`/api/search?${params}`, { signal: controller.signal });
@@ -116,6 +117,7 @@ function render(data) {
   state.response = data;
   els.results.dataset.query = data.query;
   els.results.dataset.confident = String(data.confident);
+  els.results.dataset.queryId = data.query_id || "";  // feedback.js reports against it
   els.results.replaceChildren(...data.results.map((r, i) => resultItem(r, i, data)));
   els.q.setAttribute("aria-expanded", String(data.results.length > 0));
   const n = data.results.length;
