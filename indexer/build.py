@@ -19,6 +19,7 @@ from indexer.passages import QUESTION_KINDS, article_passages
 from indexer.segment import Segmenter, char_grams
 from indexer.vector import VectorIndex
 from kb.article import Article
+from kb.errors import CorruptIndex
 from kb.render import render_html
 
 # embed(texts, kind) -> vectors; the caller puts a cache in front of the model.
@@ -128,8 +129,10 @@ def build_snapshot(
     dim: int,
     index_dir: Path,
     to_simplified: bool = True,
+    previous: Path | None = None,
 ) -> Path:
-    """A full build: every article in one base segment."""
+    """A full build: every article in one base segment. The learned ranker starts from the
+    one in `previous` (the live snapshot) where it has one."""
     started = time.time()
     articles = sorted(articles, key=lambda a: a.id)
     terms = dictionary_terms((t for a in articles for t in a.tags), userdict)
@@ -137,7 +140,8 @@ def build_snapshot(
     folder = snapshot.new_folder(index_dir)
     built = write_segment(folder, "", articles, seg, embed, dim, to_simplified)
     questions = np.array([k in QUESTION_KINDS for k in built.kinds], dtype=bool)
-    learned = ranker.train(built.vectors[questions], built.owners[questions], len(articles))
+    learned = ranker.train(built.vectors[questions], built.owners[questions], len(articles),
+                           start=warm_start(previous, [a.id for a in articles], dim))
     if learned is not None:
         np.savez(folder / "ranker.npz", weights=learned[0], bias=learned[1], none=learned[2])
     snapshot.write_json(folder / "dictionary.json", {"terms": terms, "synonyms": synonyms})
@@ -156,6 +160,30 @@ def build_snapshot(
         "build_seconds": round(time.time() - started, 3),
     })
     return folder
+
+
+def warm_start(previous: Path | None, ids: list[str], dim: int) -> np.ndarray | None:
+    """The previous snapshot's ranker columns laid out for these article ids (zero for an id
+    it did not know), or None when it has no ranker of the same shape to start from."""
+    if previous is None or not (previous / "ranker.npz").exists():
+        return None
+    try:
+        manifest = snapshot.check(previous)
+        if len(segments.entries(manifest, previous)) != 1:
+            return None  # a ranker always sits on a single base segment
+        old_ids = segments.read_json(previous / "catalog.json")["ids"]
+        with np.load(previous / "ranker.npz") as saved:
+            old = saved["weights"]
+    except (OSError, ValueError, KeyError, CorruptIndex):
+        return None  # a damaged old index only costs the cold start
+    if old.shape != (dim, len(old_ids)):
+        return None
+    column = {aid: n for n, aid in enumerate(old_ids)}
+    start = np.zeros((dim, len(ids)), dtype=np.float32)
+    for n, aid in enumerate(ids):
+        if aid in column:
+            start[:, n] = old[:, column[aid]]
+    return start
 
 
 def rebuild_reason(manifest: dict, embedder_id: str, to_simplified: bool) -> str | None:

@@ -10,6 +10,11 @@ cannot answer. So the classifier has one extra "none of these" outcome with a fi
 similarity a question typically has to its nearest question of another article: a query has to
 look more like an article than that to earn probability.
 
+A rebuild after an edit starts from the live ranker (its columns, by article id) and needs only
+WARM_EPOCHS: measured on content/, training past 100 epochs changes no ranking, so a warm start
+from a converged ranker lands where a cold one would, in a tenth of the time. That keeps an
+editor's save searchable in about a second.
+
 Trained in seconds; skipped above MAX_WORK, where the exact softmax over every article would
 take too long at index time and the plain signals rank on their own."""
 
@@ -17,13 +22,17 @@ import numpy as np
 
 TEMPERATURE = 30.0
 EPOCHS = 300
+WARM_EPOCHS = 30
 LEARNING_RATE = 0.1  # 0.5 diverged (training accuracy 0.73 on a 6-article KB)
 L2 = 1e-4
 MAX_WORK = 6_000_000  # training questions x articles
 
 
-def train(vectors: np.ndarray, owner: np.ndarray, n_articles: int):
-    """(weights dim x n, bias n, none-of-these logit) or None when too small or too large."""
+def train(vectors: np.ndarray, owner: np.ndarray, n_articles: int,
+          start: np.ndarray | None = None):
+    """(weights dim x n, bias n, none-of-these logit) or None when too small or too large.
+    `start` (dim x n) holds a previous ranker's columns; an all-zero column (a new article)
+    starts, as every column of a cold start does, from the article's mean question."""
     if n_articles < 2 or len(vectors) * n_articles > MAX_WORK:
         return None
     x = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -31,10 +40,15 @@ def train(vectors: np.ndarray, owner: np.ndarray, n_articles: int):
     weights = np.zeros((x.shape[1], n_articles), dtype=np.float32)
     np.add.at(weights.T, owner, x)
     weights /= np.maximum(np.linalg.norm(weights, axis=0, keepdims=True), 1e-9)  # mean question
+    epochs = EPOCHS
+    if start is not None:
+        known = np.linalg.norm(start, axis=0) > 0
+        weights[:, known] = start[:, known]
+        epochs = WARM_EPOCHS
     # No learned bias: it would lift an article for every query, related or not.
     bias = np.zeros(n_articles, dtype=np.float32)
     rows = np.arange(len(owner))
-    for _ in range(EPOCHS):
+    for _ in range(epochs):
         grad = _softmax_with_none(x @ weights + bias, none_logit)[:, :-1]
         grad[rows, owner] -= 1.0
         weights -= LEARNING_RATE * (TEMPERATURE * (x.T @ grad) / len(owner) + L2 * weights)

@@ -120,6 +120,7 @@ class KnowledgeBase:
                 folder = build_snapshot(
                     found.articles(list(now), store), userdict, synonyms, embed, model.model_id,
                     model.dim, self.index_dir, self.to_simplified,
+                    previous=None if full else live,
                 )
                 report.build = f"full: {reason}"
             snapshot.clean(self.index_dir)

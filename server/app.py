@@ -44,12 +44,13 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
 
     app.router.add_event_handler("startup", tune_for_serving)  # server/tuning.py
 
-    @app.on_event("startup")
     def load_index():
         try:
             kb.searcher()
         except KBError:
             pass  # /readyz says why; searches answer 503 until an index exists
+
+    app.router.add_event_handler("startup", load_index)
 
     @app.exception_handler(KBError)
     def kb_error(request: Request, exc: KBError):

@@ -228,3 +228,36 @@ def test_article_files_come_in_path_order(tmp_path):
                 and p.name != "README.md"]
     assert [p for p, _ in article_stats(tmp_path)] == expected
     assert [p.rsplit("/", 1)[1] for p in expected] == ["x.md", "y.md", "z.md", "a-b.md", "b.md"]
+
+
+def test_a_rebuild_after_an_edit_starts_from_the_live_ranker(kb, content, monkeypatch):
+    """The real model: an edit retrains the ranker from the live one in WARM_EPOCHS and ranks
+    every query as a cold build of the same files does."""
+    epochs = []
+    train = ranker.train
+    monkeypatch.setattr(ranker, "train", lambda *a, **kw: epochs.append(kw.get("start"))
+                        or train(*a, **kw))
+    add_similar(content / "billing" / "pay-channels.md", "电费能在银行柜台交吗")
+    report = kb.reindex()
+    assert report.build.startswith("full") and kb.stats()["ranker"]
+    start = epochs[-1]
+    assert start is not None and (np.linalg.norm(start, axis=0) > 0).all()
+    warm = ranking(kb, [*QUERIES, "电费能在银行柜台交吗"])
+    cold = KnowledgeBase(content, content.parent / "cold", kb.embedder)
+    cold.reindex()
+    assert epochs[-1] is None
+    assert ranking(cold, [*QUERIES, "电费能在银行柜台交吗"]) == warm
+
+
+def test_a_new_article_gets_a_cold_column_in_a_warm_start(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    owner = np.repeat(np.arange(3), 4)
+    weights, _, _ = ranker.train(x, owner, 3)
+    start = weights.copy()
+    start[:, 2] = 0  # article 2 is new to the live ranker
+    warm, _, _ = ranker.train(x, owner, 3, start=start)
+    assert np.allclose(np.linalg.norm(warm, axis=0), 1.0, atol=1e-5)
+    assert (np.argmax(x @ warm, axis=1) == owner).mean() >= (np.argmax(x @ weights, axis=1)
+                                                             == owner).mean() - 1e-9
