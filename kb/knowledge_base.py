@@ -215,19 +215,22 @@ class KnowledgeBase:
                     self._searcher_name = folder.name
         return self._searcher
 
-    def prepare(self, query: str) -> Query:
+    def prepare(self, query: str, searcher: Searcher | None = None) -> Query:
+        """The query cut with the dictionary of `searcher`'s snapshot (the live one by default):
+        a request passes the searcher it holds, so its words and its scores come from one
+        snapshot even when a new one is published in between."""
         if len(query) > self.max_query_chars:
             raise BadQuery(
                 f"the query is {len(query)} characters; the limit is {self.max_query_chars}"
             )
-        return self.searcher().prepare(query)
+        return (searcher or self.searcher()).prepare(query)
 
     def search(self, query: str, k: int = 10, category: str | None = None) -> list[Hit]:
         searcher = self.searcher()
-        return searcher.search_query(self.prepare(query), k, category)
+        return searcher.search_query(self.prepare(query, searcher), k, category)
 
-    def get(self, article_id: str) -> dict:
-        searcher = self.searcher()
+    def get(self, article_id: str, searcher: Searcher | None = None) -> dict:
+        searcher = searcher or self.searcher()
         index = searcher.by_id.get(article_id)
         if index is None:
             raise NotFound(f"no article '{article_id}'")

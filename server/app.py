@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
         x_agent_id: Annotated[str | None, Header()] = None,
     ):
         searcher = kb.searcher()  # one snapshot for the whole request
-        query = kb.prepare(q)
+        query = kb.prepare(q, searcher)
         hits = searcher.search_query(query, k, category or None)
         query_id = querylog.log_search(q, hits, category=category or None,
                                        agent=agent_id(agent, x_agent_id)) if querylog else None
@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
     def article(article_id: Annotated[str, PathParam(max_length=80, pattern=ID_RE)],
                 response: Response):
         searcher = kb.searcher()
-        a = kb.get(article_id)
+        a = kb.get(article_id, searcher)
         response.headers["ETag"] = f'"{a["content_hash"]}"'  # the If-Match of an edit
         return ArticleOut(**{k: a[k] for k in ArticleOut.model_fields if k != "related"},
                           related=_related(searcher, a, []))

@@ -154,7 +154,7 @@ def editor_router(editor: Editor, kb: KnowledgeBase, tokens: list[str]) -> APIRo
         """What the agents' search returns for q, with every score; `expected` also gives the
         rank of that article within the first 50. The calls are the ones /api/search makes."""
         searcher = kb.searcher()
-        query = kb.prepare(q)
+        query = kb.prepare(q, searcher)
         hits = searcher.search_query(query, max(k, 50) if expected else k, category or None)
         rows = [HitTestResult(
             rank=n, id=h.id, title=h.title, category=h.category, score=round(h.score, 4),
@@ -179,8 +179,8 @@ def editor_router(editor: Editor, kb: KnowledgeBase, tokens: list[str]) -> APIRo
 
 
 def _article_out(kb: KnowledgeBase, article_id: str) -> ArticleOut:
-    a = kb.get(article_id)
     searcher = kb.searcher()
+    a = kb.get(article_id, searcher)
     related = [RelatedArticle(id=i, title=searcher.articles[searcher.by_id[i]]["title"])
                for i in a.get("related") or [] if i in searcher.by_id]
     return ArticleOut(**{k: a[k] for k in ArticleOut.model_fields if k != "related"},

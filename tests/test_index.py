@@ -124,3 +124,18 @@ def test_embedding_cache_survives_a_new_kb_object(hash_kb, content, tmp_path):
     hash_kb.reindex()
     again = KnowledgeBase(content, tmp_path / "data", HashEmbedder())
     assert again.reindex(full=False).embedded == 0
+
+
+def test_a_request_cuts_its_query_with_the_snapshot_it_scores_on(hash_kb, content):
+    """A new dictionary word published mid-request must not cut the query for an older
+    snapshot: kb.prepare takes the searcher the request holds."""
+    hash_kb.reindex()
+    held = hash_kb.searcher()
+    before = hash_kb.prepare("峰谷平段电价", held).words
+    with open(content / "_dict" / "userdict.txt", "a", encoding="utf-8") as fh:
+        fh.write("\n峰谷平段\n")
+    hash_kb.reindex()
+    assert hash_kb.searcher() is not held
+    assert "峰谷平段" in hash_kb.prepare("峰谷平段电价").words
+    assert hash_kb.prepare("峰谷平段电价", held).words == before
+    assert "峰谷平段" not in before
