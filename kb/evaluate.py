@@ -21,12 +21,22 @@ class EvalReport:
     confident_share: float = 0.0
     confident_precision: float = 0.0
     by_category: dict = field(default_factory=dict)
+    by_set: dict = field(default_factory=dict)  # when the queries came from several files
     misses: list = field(default_factory=list)
 
     def summary(self) -> dict:
         keys = ("queries", "recall_at_1", "recall_at_3", "recall_at_10", "mrr_at_10",
                 "query_ms_p50", "confident_share", "confident_precision")
         return {k: getattr(self, k) for k in keys}
+
+
+EVAL_FOLDER = "_eval"
+
+
+def eval_sets(content_dir: Path) -> list[Path]:
+    """Every eval set of a content folder: content/_eval/*.jsonl, the labelled queries
+    (queries.jsonl) and the hit tests editors saved (saved.jsonl), in name order."""
+    return sorted((Path(content_dir) / EVAL_FOLDER).glob("*.jsonl"))
 
 
 def read_queries(path: Path) -> list[dict]:
@@ -48,8 +58,9 @@ def read_queries(path: Path) -> list[dict]:
 
 
 def evaluate(search, queries: list[dict], category_of=None) -> EvalReport:
-    """search(query) -> ranked hits with .id and .confident; category_of(id) -> category."""
-    ranks, times, confident, by_cat, misses = [], [], [], {}, []
+    """search(query) -> ranked hits with .id and .confident; category_of(id) -> category.
+    Queries with a "set" key (the file they came from) are also reported per set."""
+    ranks, times, confident, by_cat, by_set, misses = [], [], [], {}, {}, []
     for row in queries:
         started = time.perf_counter()
         hits = search(row["query"])
@@ -65,11 +76,14 @@ def evaluate(search, queries: list[dict], category_of=None) -> EvalReport:
         if category_of:
             cat = category_of(row["expected"][0]) or "?"
             by_cat.setdefault(cat, []).append(rank)
+        if "set" in row:
+            by_set.setdefault(row["set"], []).append(rank)
     report = _metrics(ranks)
     report.query_ms_p50 = round(float(np.median(times)), 2) if times else 0.0
     report.confident_share = round(len(confident) / len(ranks), 3) if ranks else 0.0
     report.confident_precision = round(sum(confident) / len(confident), 3) if confident else 0.0
     report.by_category = {c: _metrics(r).summary() for c, r in sorted(by_cat.items())}
+    report.by_set = {name: _metrics(r).summary() for name, r in by_set.items()}
     report.misses = misses
     return report
 

@@ -153,6 +153,49 @@ def test_eval_reports_metrics(indexed, tmp_path):
     assert summary["queries"] == 2 and summary["recall_at_10"] == 1.0
 
 
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+
+
+def test_eval_without_a_file_runs_every_set_in_content_eval(indexed, content):
+    write_jsonl(content / "_eval" / "queries.jsonl", [
+        {"query": "停电了找谁", "expected": ["repair-home-outage"]},
+        {"query": "用手机交电费", "expected": ["pay-channels"]},
+    ])
+    write_jsonl(content / "_eval" / "saved.jsonl", [
+        {"query": "屋里一点电都没有", "expected": ["repair-home-outage"]},
+    ])
+    (content / "_eval" / "notes.txt").write_text("not an eval set", "utf-8")
+    result = indexed("eval", "--json")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    at = lines.index("per set (R@1 / MRR@10 / n):")
+    assert [x.rsplit(": ", 1)[0] for x in lines[at + 1 : at + 3]] == [
+        f"  {content / '_eval' / 'queries.jsonl'}", f"  {content / '_eval' / 'saved.jsonl'}"]
+    assert lines[at + 2].endswith(" / 1")
+    summary = json.loads(lines[-1])
+    assert summary["queries"] == 3
+    assert [s["queries"] for s in summary["sets"].values()] == [2, 1]
+
+
+def test_eval_with_files_runs_only_those(indexed, content, tmp_path):
+    write_jsonl(content / "_eval" / "saved.jsonl", [
+        {"query": "屋里一点电都没有", "expected": ["repair-home-outage"]},
+    ])
+    mine = tmp_path / "mine.jsonl"
+    write_jsonl(mine, [{"query": "用手机交电费", "expected": ["pay-channels"]}])
+    summary = json.loads(indexed("eval", str(mine), "--json").output.splitlines()[-1])
+    assert summary["queries"] == 1 and list(summary["sets"]) == [str(mine)]
+
+
+def test_eval_without_a_file_or_eval_sets_says_what_to_give(indexed, content):
+    result = indexed("eval")
+    assert result.exit_code == 2
+    assert f"no eval sets in {content / '_eval'}: give a queries file" in result.output
+
+
 def test_bench_faq_json_last_line(run, tmp_path):
     folder = tmp_path / "faq"
     folder.mkdir()
