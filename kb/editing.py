@@ -33,6 +33,7 @@ from kb.errors import (
 )
 from kb.knowledge_base import IndexReport, KnowledgeBase
 from kb.lint import SPOKEN_LIMIT, clashes, question_owners
+from kb.regressions import SavedCheck, SavedTests
 
 EDITOR_FOLDER = "editor"  # new articles of a category no folder holds yet
 EVAL_FILE = Path("_eval") / "saved.jsonl"
@@ -48,6 +49,7 @@ class Saved:
     warnings: list[str] = field(default_factory=list)
     report: IndexReport | None = None  # None when the file did not change
     seconds: float = 0.0  # from the lock to the new snapshot being loaded
+    saved_tests: SavedCheck | None = None  # the saved hit tests on the new index; None: none
 
 
 def draft(**values) -> Article:
@@ -191,6 +193,7 @@ class Editor:
         self.today = today
         self._lock = threading.Lock()
         self._owners: tuple = (None, {}, set())
+        self.saved_tests = SavedTests(kb.content_dir / EVAL_FILE)
 
     def version(self, article_id: str) -> tuple[Path, str]:
         """The article's file and its version as it is on disk now."""
@@ -233,7 +236,7 @@ class Editor:
             warnings = [f"'{i}' still lists it under related: update that article"
                         for i in linking]
             return Saved(article, "", str(path), warnings, report,
-                         time.perf_counter() - started)
+                         time.perf_counter() - started, self._check_saved())
 
     def save_eval_query(self, query: str, expected: list[str]) -> tuple[Path, int]:
         """Add a labelled query to content/_eval/saved.jsonl (replacing one with the same
@@ -266,7 +269,7 @@ class Editor:
         write_atomic(path, text)
         report = self._publish()
         return Saved(saved, etag, str(path), warnings_for(saved), report,
-                     time.perf_counter() - started)
+                     time.perf_counter() - started, self._check_saved())
 
     def _others(self) -> tuple[dict, set[str]]:
         """The live snapshot's questions (lint.question_owners) and ids, kept per snapshot."""
@@ -275,6 +278,11 @@ class Editor:
             articles = [article_from_record(r) for r in searcher.articles]
             self._owners = (searcher.folder.name, question_owners(articles), set(searcher.by_id))
         return self._owners[1], self._owners[2]
+
+    def _check_saved(self) -> SavedCheck | None:
+        """The saved hit tests on the index just published. Still under the lock: the result
+        belongs to this write's snapshot, and the kept vectors are never shared."""
+        return self.saved_tests.check(self.kb.searcher())
 
     def _publish(self) -> IndexReport:
         report = self.kb.reindex()

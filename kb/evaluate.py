@@ -39,8 +39,9 @@ def eval_sets(content_dir: Path) -> list[Path]:
     return sorted((Path(content_dir) / EVAL_FOLDER).glob("*.jsonl"))
 
 
-def read_queries(path: Path) -> list[dict]:
-    """{"query": ..., "expected": [ids]} per line; a bad line names its number."""
+def read_queries(path: Path, skip_bad: bool = False) -> list[dict]:
+    """{"query": ..., "expected": [ids]} per line; a bad line names its number, or with
+    skip_bad is left out."""
     rows = []
     for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -52,6 +53,8 @@ def read_queries(path: Path) -> list[dict]:
                 expected = [expected]
             rows.append({"query": str(row["query"]), "expected": [str(e) for e in expected]})
         except (ValueError, KeyError, TypeError) as exc:
+            if skip_bad:
+                continue
             shape = '{"query": ..., "expected": [ids]}'
             raise KBError(f"{path}:{n}: expected {shape} ({exc})") from None
     return rows

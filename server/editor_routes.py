@@ -5,6 +5,7 @@ are as open as search. Hit testing runs the agents' search code path, call for c
 
 import hmac
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -28,6 +29,7 @@ from server.editor_schemas import (
     HitTestResult,
     RenderIn,
     RenderOut,
+    SavedTestsOut,
 )
 from server.schemas import ArticleOut, Matched, RelatedArticle
 
@@ -101,6 +103,7 @@ def editor_router(editor: Editor, kb: KnowledgeBase, tokens: list[str]) -> APIRo
             warnings=saved.warnings, snapshot=kb.searcher().folder.name,
             index_ms=round(saved.seconds * 1000, 1),
             article=_article_out(kb, saved.article.id) if with_article else None,
+            saved_tests=SavedTestsOut(**asdict(saved.saved_tests)) if saved.saved_tests else None,
         )
 
     @r.get("/editor", include_in_schema=False)
