@@ -116,6 +116,7 @@ def test_edit_an_article_then_find_it_by_its_new_similar_question(page, server):
     similar.fill(similar.input_value() + "\n" + question)
     page.get_by_test_id("save").click()
     expect(page.get_by_test_id("form-message")).to_contain_text("已保存到 repair/repair-home-outage.md")
+    expect(page.get_by_test_id("saved-tests")).to_be_hidden()  # none saved: nothing to say
     assert question in load_file(kb.content_dir / "repair" / "repair-home-outage.md").similar
     screenshot(page, "editor-edit-1366.png")
 
@@ -145,6 +146,32 @@ def test_a_miss_becomes_a_similar_question_in_one_step(page, server):
     expect(page.get_by_test_id("hit-message")).to_contain_text("已存入评测集 _eval/saved.jsonl")
     assert query in (kb.content_dir / "_eval" / "saved.jsonl").read_text("utf-8")
     screenshot(page, "editor-hittest-fix-1366.png")
+
+
+def test_an_edit_that_breaks_a_saved_hit_test_says_so_beside_the_save(page, server):
+    _, kb = server
+    saved = kb.content_dir / "_eval" / "saved.jsonl"
+    saved.parent.mkdir()
+    saved.write_text('{"query": "用手机交电费", "expected": ["pay-channels"]}\n', "utf-8")
+    enter_token(page)
+    open_article(page, "pay-channels", "缴纳")
+    page.get_by_test_id("f-tags").fill("缴费，网上国网，手机")
+    page.get_by_test_id("save").click()
+    checks = page.get_by_test_id("saved-tests")
+    expect(checks).to_have_text("已保存的命中测试 1 条全部仍把应命中文章排第一。")
+    expect(checks).to_have_class("message ok")
+
+    page.get_by_test_id("f-title").fill("电费发票怎么开具")
+    page.get_by_test_id("f-similar").fill("怎么开电费发票")
+    page.get_by_test_id("f-answer").fill("您好，电费发票可以在营业厅申请开具。")
+    page.get_by_test_id("save").click()
+    expect(checks).to_contain_text("1 条已保存的命中测试不再把应命中文章排第一")
+    expect(checks).to_have_class("message warn")
+    expect(checks.locator('li[data-query="用手机交电费"]')).to_contain_text(
+        "「用手机交电费」应命中 「电费发票怎么开具」（pay-channels），现排第一的是「")
+    screenshot(page, "editor-saved-tests-1366.png")
+    page.get_by_test_id("new-article").click()
+    expect(checks).to_be_hidden()
 
 
 def test_a_bad_edit_shows_its_message_beside_the_field(page):

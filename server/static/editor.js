@@ -159,6 +159,7 @@ function clearErrors() {
   for (const p of document.querySelectorAll(".field-error")) p.textContent = "";
   for (const el of document.querySelectorAll(".invalid")) el.classList.remove("invalid");
   showMessage("");
+  showSavedTests($("saved-tests"), null);
 }
 
 function showMessage(text, kind = "error") {
@@ -183,6 +184,39 @@ function showErrors(detail) {
     }
   }
   showMessage(loose.length ? loose.join("；") : "有字段未通过检查，请按提示修改。");
+}
+
+function titled(id) {
+  const a = state.articles.find((x) => x.id === id);
+  return a ? `「${a.title}」（${id}）` : id;
+}
+
+// A write runs the saved hit tests (content/_eval/saved.jsonl) again on the new index; the ones
+// whose expected article is no longer first are listed beside the save result, so an edit that
+// breaks one is seen at once. `check` is null when none are saved or nothing changed.
+function showSavedTests(box, check) {
+  box.replaceChildren();
+  box.hidden = !check;
+  if (!check) return;
+  const more = check.skipped ? `（较早的 ${check.skipped} 条未检查）` : "";
+  if (!check.broken.length) {
+    box.className = "message ok";
+    box.textContent = `已保存的命中测试 ${check.checked} 条全部仍把应命中文章排第一${more}。`;
+    return;
+  }
+  box.className = "message warn";
+  const head = document.createElement("p");
+  head.textContent = `注意：这次修改后，${check.broken.length} 条已保存的命中测试不再把应命中文章排第一${more}：`;
+  const list = document.createElement("ul");
+  list.append(...check.broken.map((b) => {
+    const li = document.createElement("li");
+    li.dataset.query = b.query;
+    const now = b.got ? `现排第一的是${titled(b.got)}` : "现在没有任何结果";
+    const rank = b.rank ? `应命中文章排第 ${b.rank} 名` : "应命中文章不在前 10 名";
+    li.textContent = `「${b.query}」应命中 ${b.expected.map(titled).join("、")}，${now}，${rank}。`;
+    return li;
+  }));
+  box.append(head, list);
 }
 
 async function openArticle(id) {
@@ -211,6 +245,7 @@ $("editor").addEventListener("submit", async (e) => {
     showMessage(`已保存到 ${res.data.path}，已可搜索（索引用时 ${res.data.index_ms} 毫秒）${warn}`, "ok");
     setStatus(`已保存 ${res.data.id}`);
     await loadList();
+    showSavedTests($("saved-tests"), res.data.saved_tests);
     return;
   }
   const auth = authProblem(res);
@@ -237,6 +272,7 @@ $("delete").addEventListener("click", async () => {
   fillForm(null);
   showMessage(`已删除 ${res.data.id}${res.data.warnings.length ? "；" + res.data.warnings.join("；") : ""}`, "ok");
   await loadList();
+  showSavedTests($("saved-tests"), res.data.saved_tests);
 });
 
 // The preview: the server's renderer, so editors see what agents will see.
@@ -345,7 +381,12 @@ function hitMessage(text, kind = "error") {
   p.hidden = !text;
 }
 
-$("hit-form").addEventListener("submit", (e) => { e.preventDefault(); hitMessage(""); runHitTest(); });
+$("hit-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  hitMessage("");
+  showSavedTests($("hit-saved-tests"), null);
+  runHitTest();
+});
 $("hit-target").addEventListener("change", () => state.hitQuery && runHitTest());
 
 // From a miss to a fix in one step: the query becomes a similar question of the chosen article
@@ -368,6 +409,7 @@ $("hit-add").addEventListener("click", async () => {
   hitMessage(`已把「${q}」加为 ${id} 的相似问法，已可搜索（索引用时 ${res.data.index_ms} 毫秒）。`, "ok");
   if (state.current?.id === id) { state.current.etag = res.data.etag; fillForm(res.data.article); }
   await loadList();
+  showSavedTests($("hit-saved-tests"), res.data.saved_tests);
   await runHitTest();
 });
 
