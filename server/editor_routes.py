@@ -1,15 +1,15 @@
 """The editors' endpoints and page: thin adapters over kb.editing.Editor.
 
 Writes need a bearer token from KB_EDITOR_TOKENS / KB_EDITOR_TOKENS_FILE; reads and hit testing
-are as open as search. Hit testing runs the agents' search code path, call for call."""
+are as open as search (open unless KB_AGENT_TOKENS is set; server/auth.py). Hit testing runs the
+agents' search code path, call for call."""
 
-import hmac
 import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
 
@@ -19,6 +19,7 @@ from kb.errors import ArticleExists, InvalidArticle, StaleVersion, VersionRequir
 from kb.knowledge_base import KnowledgeBase
 from kb.render import render_html
 from kb.watcher import ContentWatcher
+from server.auth import require_editor, require_reader
 from server.editor_schemas import (
     ArticleIn,
     ArticleSummary,
@@ -37,15 +38,14 @@ STATIC = Path(__file__).parent / "static"
 ID_RE = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 ArticleId = Annotated[str, PathParam(max_length=80, pattern=ID_RE)]
 IfMatch = Annotated[str | None, Header(description="the ETag the edit was made from")]
-NO_TOKENS = ("editing is off: no editor tokens are configured. Set KB_EDITOR_TOKENS "
-             "(comma-separated) or KB_EDITOR_TOKENS_FILE (one token a line) and restart")
 
 
 def install(app: FastAPI, settings: Settings, kb: KnowledgeBase) -> Editor:
     """Add the editor routes, their error responses and, if settings.watch, the watcher."""
     editor = Editor(kb)
     app.state.editor = editor
-    app.include_router(editor_router(editor, kb, settings.editor_token_list()))
+    app.include_router(editor_router(editor, kb, require_editor(settings.editor_token_list()),
+                                     require_reader(settings)))
     for error, status in ((InvalidArticle, 422), (VersionRequired, 428), (StaleVersion, 412),
                           (ArticleExists, 409)):
         app.add_exception_handler(error, _error_response(status))
@@ -68,29 +68,10 @@ def _error_response(status: int):
     return handle
 
 
-def token_check(tokens: list[str]):
-    """A dependency: 401 without a bearer token, 403 with a wrong one (or none configured).
-    Every configured token is compared, in constant time, so timing tells nothing."""
-    expected = [t.encode() for t in tokens]
-
-    def require_editor(authorization: Annotated[str | None, Header()] = None) -> None:
-        if not expected:
-            raise HTTPException(403, NO_TOKENS)
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise HTTPException(401, "editor token missing: send 'Authorization: Bearer <token>'",
-                                headers={"WWW-Authenticate": "Bearer"})
-        sent = token.strip().encode()
-        if not sum(hmac.compare_digest(sent, t) for t in expected):
-            raise HTTPException(403, "editor token not accepted: check it with whoever runs "
-                                     "the server (KB_EDITOR_TOKENS)")
-
-    return require_editor
-
-
-def editor_router(editor: Editor, kb: KnowledgeBase, tokens: list[str]) -> APIRouter:
+def editor_router(editor: Editor, kb: KnowledgeBase, editor_check, reader_check) -> APIRouter:
+    """The routes; the checks are server/auth.py's dependencies for writes and for reads."""
     r = APIRouter()
-    editing = [Depends(token_check(tokens))]
+    editing, reading = [Depends(editor_check)], [Depends(reader_check)]
 
     def relative(path: str) -> str:
         return os.path.relpath(path, kb.content_dir)
@@ -110,7 +91,8 @@ def editor_router(editor: Editor, kb: KnowledgeBase, tokens: list[str]) -> APIRo
     def page():
         return FileResponse(STATIC / "editor.html")
 
-    @r.get("/api/articles", response_model=list[ArticleSummary], tags=["editor"])
+    @r.get("/api/articles", response_model=list[ArticleSummary], tags=["editor"],
+           dependencies=reading)
     def list_articles():
         """Every indexed article, for the editor's list (open, as search is)."""
         return [ArticleSummary(
@@ -147,7 +129,7 @@ def editor_router(editor: Editor, kb: KnowledgeBase, tokens: list[str]) -> APIRo
         """Markdown to the sanitised HTML agents will see: the editor's live preview."""
         return RenderOut(html=render_html(body.markdown))
 
-    @r.get("/api/hittest", response_model=HitTestResponse, tags=["editor"])
+    @r.get("/api/hittest", response_model=HitTestResponse, tags=["editor"], dependencies=reading)
     def hittest(
         q: Annotated[str, Query(description="a caller's question, as an agent would type it")],
         k: Annotated[int, Query(ge=1, le=50)] = 10,

@@ -53,13 +53,14 @@ $("token-form").addEventListener("submit", (e) => {
   $("token").value = "";
   showTokenState();
   schedulePreview();
+  loadList();  // the list needs a token too where the server guards reading (KB_AGENT_TOKENS)
 });
 
 // The list.
 
 async function loadList() {
   const res = await api("GET", "/api/articles");
-  if (!res.ok) { setStatus(`无法读取文章列表：${detailText(res.data)}`); return; }
+  if (!res.ok) { setStatus(authProblem(res) || `无法读取文章列表：${detailText(res.data)}`); return; }
   state.articles = res.data;
   const cats = [...new Set(state.articles.map((a) => a.category))].sort();
   const tags = [...new Set(state.articles.flatMap((a) => a.tags))].sort();
