@@ -6,14 +6,16 @@ that breaks one is seen at the save, not at the next `kb eval`.
 
 Kept cheap: at most LIMIT queries are checked (the most recently saved; the rest are counted
 as skipped), and each query's vector is kept from one check to the next, since the model does
-not change when the index does. After the first check only lexical scoring and fusion run
-again, about a millisecond a query."""
+not change when the index does. New queries (all of them at the first write after a start) are
+embedded in batches; after that a check runs only lexical scoring and fusion again, under a
+millisecond a query on the test content."""
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from indexer.batching import MAX_BATCH as BATCH
 from indexer.search import Searcher
 from kb.errors import BadQuery
 from kb.evaluate import read_queries
@@ -55,21 +57,28 @@ class SavedTests:
             return None
         recent = rows[-self.limit :]
         result = SavedCheck(checked=len(recent), skipped=len(rows) - len(recent))
-        vectors = {}
+        queries = []
         for row in recent:
             try:
-                query = searcher.prepare(row["query"])
+                queries.append(searcher.prepare(row["query"]))
             except BadQuery:  # nothing to search for: it cannot find its article either
-                result.broken.append(Broken(row["query"], row["expected"], None, None))
-                continue
-            vector = self._vectors.get(query.text)
-            if vector is None:  # as Searcher embeds a query, so the ranks are the agents'
-                vector = searcher.embedder.encode([query.text], "query")[0]
-            vectors[query.text] = vector
-            ids = [h.id for h in searcher.search_query(query, DEPTH, vector=vector)]
+                queries.append(None)
+        self._embed([q.text for q in queries if q], searcher)
+        for row, query in zip(recent, queries):
+            ids = [h.id for h in searcher.search_query(
+                query, DEPTH, vector=self._vectors[query.text])] if query else []
             if not ids or ids[0] not in row["expected"]:
                 rank = next((n for n, i in enumerate(ids, 1) if i in row["expected"]), None)
                 result.broken.append(Broken(row["query"], row["expected"],
                                             ids[0] if ids else None, rank))
-        self._vectors = vectors  # only the queries saved now: the cache never outgrows LIMIT
+        # Only the vectors of the queries saved now are kept: the cache never outgrows LIMIT.
+        self._vectors = {q.text: self._vectors[q.text] for q in queries if q}
         return result
+
+    def _embed(self, texts: list[str], searcher: Searcher) -> None:
+        """Vectors for the texts not seen before, by the searcher's model, in batches as
+        concurrent searches are embedded (indexer/batching.py)."""
+        new = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        for start in range(0, len(new), BATCH):
+            chunk = new[start : start + BATCH]
+            self._vectors.update(zip(chunk, searcher.embedder.encode(chunk, "query")))
