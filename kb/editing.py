@@ -26,6 +26,7 @@ from kb.errors import (
     ArticleError,
     ArticleExists,
     BadQuery,
+    FieldProblem,
     InvalidArticle,
     NotFound,
     StaleVersion,
@@ -82,29 +83,35 @@ def read_back(article: Article) -> tuple[Article, str]:
     try:
         saved = parse_article(text, article.path)
     except ArticleError as exc:
-        raise InvalidArticle([(field_at(text, exc.line), exc.problem)]) from None
-    problems = [(name, _not_kept(name, article)) for name in EDITABLE
+        raise InvalidArticle([FieldProblem(field_at(text, exc.line), exc.problem, exc.code,
+                                           exc.params)]) from None
+    problems = [_not_kept(name, article) for name in EDITABLE
                 if getattr(saved, name) != getattr(article, name)]
-    if any(name == "answer" for name, _ in problems):  # the basis moved with the answer
-        problems = [p for p in problems if p[0] != "basis"]
+    if any(p.field == "answer" for p in problems):  # the basis moved with the answer
+        problems = [p for p in problems if p.field != "basis"]
     if problems:
         raise InvalidArticle(problems)
     return saved, text
 
 
-def conflicts(saved: Article, owner: dict, known: Container[str], today: dt.date) -> list:
-    """(field, problem) pairs of lint's rules: a question another article asks (`owner` from
-    lint.question_owners), a related id not in `known`, an end date already past."""
-    problems = [(kind, (
+def conflicts(saved: Article, owner: dict, known: Container[str],
+              today: dt.date) -> list[FieldProblem]:
+    """Lint's rules: a question another article asks (`owner` from lint.question_owners), a
+    related id not in `known`, an end date already past."""
+    problems = [FieldProblem(kind, (
         f"'{question}' is already {KIND_NAMES[other_kind]} of '{other.id}' ({other.title}): "
-        "one question must lead to one article; remove it here or there"))
+        "one question must lead to one article; remove it here or there"), "question_taken",
+        {"question": question, "other": other.id, "other_title": other.title,
+         "other_kind": other_kind})
         for kind, question, other, other_kind in clashes(saved, owner)]
-    problems += [("related", f"'{r}' is not an article") for r in saved.related
-                 if r not in known and r != saved.id]
+    problems += [FieldProblem("related", f"'{r}' is not an article", "unknown_related",
+                              {"id": r})
+                 for r in saved.related if r not in known and r != saved.id]
     if saved.effective_to and saved.effective_to < today:
-        problems.append(("effective_to", (
+        problems.append(FieldProblem("effective_to", (
             f"{saved.effective_to} is past, so the article would be expired at once: "
-            "choose a later date, or delete the article")))
+            "choose a later date, or delete the article"), "expired",
+            {"date": saved.effective_to.isoformat()}))
     return problems
 
 
@@ -116,10 +123,12 @@ def warnings_for(saved: Article) -> list[str]:
     return []
 
 
-def _not_kept(name: str, article: Article) -> str:
+def _not_kept(name: str, article: Article) -> FieldProblem:
     if name == "answer" and BASIS_HEADING.search(article.answer):
-        return "a line '## 依据' in the answer would start the basis: put the rule in 'basis'"
-    return f"'{name}' would not read back as written: remove unusual characters or line breaks"
+        return FieldProblem(name, "a line '## 依据' in the answer would start the basis: put "
+                                  "the rule in 'basis'", "basis_in_answer")
+    return FieldProblem(name, f"'{name}' would not read back as written: remove unusual "
+                              "characters or line breaks", "not_kept", {"field": name})
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -216,9 +225,10 @@ class Editor:
 
     def update(self, article_id: str, article: Article, if_match: str | None) -> Saved:
         if article.id != article_id:
-            raise InvalidArticle([("id", (
+            raise InvalidArticle([FieldProblem("id", (
                 f"the id cannot change ('{article_id}' to '{article.id}'): create a new "
-                "article and delete this one"))])
+                "article and delete this one"), "id_changed",
+                {"old": article_id, "new": article.id})])
         with self._writing() as started:
             path, current = self.version(article_id)
             check_version(article_id, if_match, current)

@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from kb.config import Settings
 from kb.editing import Editor, Saved, draft
-from kb.errors import ArticleExists, InvalidArticle, StaleVersion, VersionRequired
+from kb.errors import ArticleExists, FieldProblem, InvalidArticle, StaleVersion, VersionRequired
 from kb.knowledge_base import KnowledgeBase
 from kb.render import render_html
 from kb.watcher import ContentWatcher
@@ -59,8 +59,8 @@ def install(app: FastAPI, settings: Settings, kb: KnowledgeBase) -> Editor:
 def _error_response(status: int):
     def handle(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, InvalidArticle):  # the shape FastAPI gives its own 422s
-            detail = [{"loc": ["body", f], "msg": p, "type": "value_error"}
-                      for f, p in exc.problems]
+            detail = [{"loc": ["body", p.field], "msg": p.message, "type": p.code,
+                       "ctx": dict(p.params)} for p in exc.problems]
             return JSONResponse({"detail": detail}, status_code=status)
         headers = {"ETag": f'"{exc.current}"'} if isinstance(exc, StaleVersion) else None
         return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
@@ -105,7 +105,9 @@ def editor_router(editor: Editor, kb: KnowledgeBase, editor_check, reader_check)
     def create(body: ArticleIn, response: Response):
         """A new article: content/<the category's folder or 'editor'>/<id>.md, then indexed."""
         if not body.id:
-            raise InvalidArticle([("id", "'id' is required: lowercase letters, digits and '-'")])
+            raise InvalidArticle([FieldProblem(
+                "id", "'id' is required: lowercase letters, digits and '-'", "required",
+                {"field": "id"})])
         saved = editor.create(draft(**body.model_dump()))
         response.headers["Location"] = f"/api/articles/{saved.article.id}"
         return result(saved, response)

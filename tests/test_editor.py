@@ -290,7 +290,10 @@ def test_put_cannot_change_the_id(shared):
     article, etag = fetch(shared)
     r = shared.put(f"/api/articles/{ARTICLE}", headers=AUTH | {"If-Match": etag},
                    json=body_of(article, id="another-id"))
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "id"]
+    assert r.status_code == 422
+    (problem,) = r.json()["detail"]
+    assert problem["loc"] == ["body", "id"] and problem["type"] == "id_changed"
+    assert problem["ctx"] == {"old": ARTICLE, "new": "another-id"}
 
 
 def test_put_of_an_unknown_id_is_404(shared):
@@ -299,31 +302,55 @@ def test_put_of_an_unknown_id_is_404(shared):
     assert r.status_code == 404
 
 
-@pytest.mark.parametrize("changes,field,words", [
-    ({"title": "  "}, "title", "'title' is required"),
-    ({"id": "Bad_ID"}, "id", "lowercase letters"),
-    ({"answer": ""}, "answer", "the standard answer is empty"),
-    ({"answer": "答复\n\n## 依据\n规定"}, "answer", "put the rule in 'basis'"),
-    ({"similar": ["家里没电了怎么办", "家里没电了怎么办"]}, "similar", "the same entry twice"),
-    ({"similar": ["电费可以通过哪些方式缴纳"]}, "similar", "already title of 'pay-channels'"),
-    ({"similar": ["交电费有啥办法"]}, "similar", "already a similar question of 'pay-channels'"),
-    ({"title": "报修后抢修人员多久能到"}, "title", "'repair-arrival-time'"),
-    ({"related": ["no-such-article"]}, "related", "'no-such-article' is not an article"),
-    ({"effective": "2025-06-01", "effective_to": "2025-01-01"}, "effective_to", "before"),
-    ({"effective": None, "effective_to": "2020-01-01"}, "effective_to", "is past"),
-    ({"effective": "soon"}, "effective", "date"),
-    ({"answer": None}, "answer", ""),
-    ({"unknown_field": 1}, "unknown_field", ""),
+@pytest.mark.parametrize("changes,field,code,words", [
+    ({"title": "  "}, "title", "required", "'title' is required"),
+    ({"id": "Bad_ID"}, "id", "id_format", "lowercase letters"),
+    ({"answer": ""}, "answer", "answer_empty", "the standard answer is empty"),
+    ({"answer": "答复\n\n## 依据\n规定"}, "answer", "basis_in_answer", "put the rule in 'basis'"),
+    ({"similar": ["家里没电了怎么办", "家里没电了怎么办"]}, "similar", "repeated_entry",
+     "the same entry twice"),
+    ({"similar": ["电费可以通过哪些方式缴纳"]}, "similar", "question_taken",
+     "already title of 'pay-channels'"),
+    ({"similar": ["交电费有啥办法"]}, "similar", "question_taken",
+     "already a similar question of 'pay-channels'"),
+    ({"title": "报修后抢修人员多久能到"}, "title", "question_taken", "'repair-arrival-time'"),
+    ({"related": ["no-such-article"]}, "related", "unknown_related",
+     "'no-such-article' is not an article"),
+    ({"effective": "2025-06-01", "effective_to": "2025-01-01"}, "effective_to",
+     "ends_before_start", "before"),
+    ({"effective": None, "effective_to": "2020-01-01"}, "effective_to", "expired", "is past"),
+    ({"effective": "soon"}, "effective", "date_from_datetime_parsing", "date"),
+    ({"answer": None}, "answer", "string_type", ""),
+    ({"unknown_field": 1}, "unknown_field", "extra_forbidden", ""),
 ])
-def test_a_bad_write_is_422_naming_the_field_and_changes_nothing(shared, changes, field, words):
+def test_a_bad_write_is_422_naming_the_field_and_changes_nothing(shared, changes, field, code,
+                                                                 words):
     content = shared.app.state.kb.content_dir
     before = snapshot_of(content)
     body = NEW | {"id": "new-article"} | changes
     r = shared.post("/api/articles", json=body, headers=AUTH)
     assert r.status_code == 422, r.text
     detail = r.json()["detail"]
-    assert any(d["loc"][:2] == ["body", field] and words in d["msg"] for d in detail), detail
+    assert any(d["loc"][:2] == ["body", field] and d["type"] == code and words in d["msg"]
+               for d in detail), detail
     assert snapshot_of(content) == before
+
+
+def test_a_422_gives_what_a_page_needs_to_word_it_in_chinese(shared):
+    # The editor page words each problem from its `type` and `ctx`, not from the English `msg`.
+    body = NEW | {"id": "new-article", "similar": ["交电费有啥办法"], "related": ["nope"],
+                  "effective": None, "effective_to": "2020-01-01"}
+    r = shared.post("/api/articles", json=body, headers=AUTH)
+    assert [(d["loc"], d["type"], d["ctx"]) for d in r.json()["detail"]] == [
+        (["body", "similar"], "question_taken", {
+            "question": "交电费有啥办法", "other": "pay-channels",
+            "other_title": "电费可以通过哪些方式缴纳", "other_kind": "similar"}),
+        (["body", "related"], "unknown_related", {"id": "nope"}),
+        (["body", "effective_to"], "expired", {"date": "2020-01-01"}),
+    ]
+    r = shared.post("/api/articles", json=NEW | {"id": "Bad_ID"}, headers=AUTH)
+    assert [(d["type"], d["ctx"]) for d in r.json()["detail"]] == [
+        ("id_format", {"id": "Bad_ID"})]
 
 
 def test_a_long_answer_saves_with_a_warning(client):

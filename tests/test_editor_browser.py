@@ -181,9 +181,34 @@ def test_a_bad_edit_shows_its_message_beside_the_field(page):
     page.get_by_test_id("f-similar").fill("家里没电了怎么办")
     page.get_by_test_id("save").click()
     error = page.locator('[data-error-for="similar"]')
-    expect(error).to_contain_text("already a similar question of 'repair-home-outage'")
+    expect(error).to_have_text("「家里没电了怎么办」已是 repair-home-outage（家中停电如何报修）的相似问法："
+                               "一个问题只能对应一篇文章，请从这里或那篇中删去。")
     expect(page.get_by_test_id("f-similar")).to_have_class("invalid")
+    expect(page.get_by_test_id("form-message")).to_have_text("有字段未通过检查，请按提示修改。")
     screenshot(page, "editor-invalid-1366.png")
+
+
+def test_the_messages_beside_the_fields_are_in_chinese(page):
+    enter_token(page)
+    page.get_by_test_id("new-article").click()
+    for name, value in (("f-id", "Bad_ID"), ("f-title", "电表箱门坏了找谁修"),
+                        ("f-category", "故障报修"), ("f-answer", "您好，我为您登记报修。"),
+                        ("f-related", "no-such-article")):
+        page.get_by_test_id(name).fill(value)
+    page.get_by_test_id("save").click()
+    expect(page.locator('[data-error-for="id"]')).to_have_text(
+        "编号「Bad_ID」只能由小写字母、数字和 - 组成，如 repair-home-outage。")
+    page.get_by_test_id("f-id").fill("meter-box-door")
+    page.get_by_test_id("f-effective-to").fill("2020-01-01")
+    page.get_by_test_id("save").click()
+    expect(page.locator('[data-error-for="related"]')).to_have_text(
+        "「no-such-article」不是已有文章的编号。")
+    expect(page.locator('[data-error-for="effective_to"]')).to_have_text(
+        "失效日期 2020-01-01 已过，文章一保存就会失效：请选更晚的日期，或删除这篇文章。")
+    expect(page.locator('[data-error-for="id"]')).to_have_text("")
+    page.get_by_test_id("f-title").fill("x" * 201)
+    page.get_by_test_id("save").click()
+    expect(page.locator('[data-error-for="title"]')).to_have_text("太长了：最多 200 个字。")
 
 
 def test_without_the_token_saving_says_to_enter_it(page):

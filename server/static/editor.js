@@ -12,6 +12,42 @@ const FIELD_NAMES = {
 };
 const state = { articles: [], current: null, hitQuery: "" };
 
+// A 422 names each problem by a stable `type` with its values in `ctx` (kb/errors.py
+// FieldProblem; pydantic's own types for malformed input); the English `msg` is for API users.
+// A type not listed here shows the server's sentence as it is.
+const fieldName = (f) => FIELD_NAMES[f] || f;
+const PROBLEMS = {
+  required: (c, f) => `请填写${fieldName(c.field || f)}${(c.field || f) === "id" ? "（小写字母、数字和 -）" : ""}。`,
+  missing: (c, f) => `请填写${fieldName(f)}。`,
+  id_format: (c) => `编号「${c.id}」只能由小写字母、数字和 - 组成，如 repair-home-outage。`,
+  id_changed: (c) => `编号不能修改（${c.old} 改为 ${c.new}）：请新建一篇文章，再删除这篇。`,
+  answer_empty: () => "标准答复不能为空。",
+  basis_in_answer: () => "答复中有「## 依据」一行，保存后会变成依据的开头：请把规定写在“依据”栏。",
+  not_kept: (c, f) => `${fieldName(c.field || f)}保存后无法原样读回：请去掉特殊字符或换行。`,
+  repeated_entry: (c, f) => `${fieldName(c.field || f)}中有重复的一项，请删去重复的。`,
+  not_a_list: (c, f) => `${fieldName(c.field || f)}应是一组文字。`,
+  not_a_date: (c, f) => `${fieldName(c.field || f)}应是日期，如 2025-01-01。`,
+  ends_before_start: () => "失效日期早于生效日期。",
+  expired: (c) => `失效日期 ${c.date} 已过，文章一保存就会失效：请选更晚的日期，或删除这篇文章。`,
+  question_taken: (c) => `「${c.question}」已是 ${c.other}（${c.other_title}）的${c.other_kind === "title" ? "标准问题" : "相似问法"}：一个问题只能对应一篇文章，请从这里或那篇中删去。`,
+  unknown_related: (c) => `「${c.id}」不是已有文章的编号。`,
+  unknown_key: (c) => `不认识的字段「${c.name}」。`,
+  string_too_long: (c) => `太长了：最多 ${c.max_length} 个字。`,
+  too_long: (c) => `条目太多：最多 ${c.max_length} 项。`,
+  string_type: () => "应填写文字。",
+  list_type: () => "应是一组文字。",
+  date_from_datetime_parsing: () => "应是日期，如 2025-01-01。",
+  date_parsing: () => "应是日期，如 2025-01-01。",
+  date_type: () => "应是日期，如 2025-01-01。",
+  extra_forbidden: () => "不认识的字段。",
+};
+
+function problemText(d) {
+  const field = d.loc?.[0] === "body" ? d.loc[1] : null;
+  const word = PROBLEMS[d.type];
+  return word ? word(d.ctx || {}, field) : d.msg;
+}
+
 // Talking to the server.
 
 function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
@@ -29,7 +65,7 @@ async function api(method, url, body, headers = {}) {
 function detailText(data) {
   if (!data || data.detail === undefined) return "服务器未返回说明";
   if (typeof data.detail === "string") return data.detail;
-  return data.detail.map((d) => `${FIELD_NAMES[d.loc?.[1]] || d.loc?.join(".")}: ${d.msg}`).join("；");
+  return data.detail.map((d) => `${FIELD_NAMES[d.loc?.[1]] || d.loc?.join(".")}：${problemText(d)}`).join("；");
 }
 
 function authProblem(res) {
@@ -177,11 +213,12 @@ function showErrors(detail) {
   for (const d of detail) {
     const field = d.loc?.[0] === "body" ? d.loc[1] : null;
     const slot = field && document.querySelector(`[data-error-for="${field}"]`);
+    const text = problemText(d);
     if (slot) {
-      slot.textContent = slot.textContent ? `${slot.textContent}；${d.msg}` : d.msg;
+      slot.textContent = slot.textContent ? `${slot.textContent}；${text}` : text;
       document.querySelector(`[name="${field}"]`)?.classList.add("invalid");
     } else {
-      loose.push(`${d.loc?.join(".")}: ${d.msg}`);
+      loose.push(`${fieldName(field || d.loc?.join("."))}：${text}`);
     }
   }
   showMessage(loose.length ? loose.join("；") : "有字段未通过检查，请按提示修改。");
