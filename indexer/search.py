@@ -130,7 +130,10 @@ class Searcher:
     def search(self, raw: str, k: int = 10, category: str | None = None) -> list[Hit]:
         return self.search_query(self.prepare(raw), k, category)
 
-    def search_query(self, q: Query, k: int = 10, category: str | None = None) -> list[Hit]:
+    def search_query(self, q: Query, k: int = 10, category: str | None = None,
+                     vector: np.ndarray | None = None) -> list[Hit]:
+        """`vector`: q's embedding by this searcher's model, when the caller kept it from an
+        earlier search (the model outlives snapshots); computed here otherwise."""
         if not self.articles:
             return []
         p = self.params
@@ -146,7 +149,9 @@ class Searcher:
         n_lex = min(p.lexical_candidates, len(self.articles))
         cands = set(np.argpartition(-lexical_total, n_lex - 1)[:n_lex].tolist())
         uses_model = p.weights.get("dense", 0) > 0 or p.weights.get("learned", 0) > 0
-        qv = self._embed_query(q.text) if uses_model else None
+        qv = None
+        if uses_model:
+            qv = vector if vector is not None else self._embed_query(q.text)
         if qv is not None:
             widen = 5 if category else 1
             ids, _ = self.dense.search(qv, p.dense_candidates * widen)

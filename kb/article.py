@@ -49,11 +49,13 @@ def parse_article(text: str, path: str | Path = "<text>") -> Article:
     """Parse one article file. Raises ArticleError naming the file, the line and the fix."""
     lines = text.lstrip("\ufeff").splitlines()
     if not lines or lines[0].strip() != "---":
-        raise ArticleError(path, 1, "front matter missing: the file must start with a line '---'")
+        raise ArticleError(path, 1, "front matter missing: the file must start with a line '---'",
+                           "front_matter_missing")
     try:
         end = next(i for i, line in enumerate(lines[1:], start=1) if line.strip() == "---")
     except StopIteration:
-        raise ArticleError(path, 1, "front matter not closed: add a line '---' after it") from None
+        raise ArticleError(path, 1, "front matter not closed: add a line '---' after it",
+                           "front_matter_open") from None
     front_text = "\n".join(lines[1:end])
     try:
         meta = yaml.safe_load(front_text) or {}
@@ -61,9 +63,10 @@ def parse_article(text: str, path: str | Path = "<text>") -> Article:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark else 2
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ArticleError(path, line, f"front matter is not valid YAML: {problem}") from None
+        raise ArticleError(path, line, f"front matter is not valid YAML: {problem}",
+                           "yaml_invalid") from None
     if not isinstance(meta, dict):
-        raise ArticleError(path, 2, "front matter must be 'key: value' lines")
+        raise ArticleError(path, 2, "front matter must be 'key: value' lines", "yaml_invalid")
 
     def line_of(key: str) -> int:
         for i, line in enumerate(lines[1:end], start=2):
@@ -71,30 +74,33 @@ def parse_article(text: str, path: str | Path = "<text>") -> Article:
                 return i
         return 2
 
-    def fail(key: str, problem: str):
-        raise ArticleError(path, line_of(key), problem)
+    def fail(key: str, problem: str, code: str, **params):
+        raise ArticleError(path, line_of(key), problem, code, **params)
 
     for key in REQUIRED:
         if not isinstance(meta.get(key), str | int) or not str(meta.get(key)).strip():
-            fail(key, f"'{key}' is required and must be text")
+            fail(key, f"'{key}' is required and must be text", "required", field=key)
     unknown = sorted(set(meta) - KNOWN_KEYS)
     if unknown:
-        fail(unknown[0], f"unknown key '{unknown[0]}' (known: {', '.join(sorted(KNOWN_KEYS))})")
+        fail(unknown[0], f"unknown key '{unknown[0]}' (known: {', '.join(sorted(KNOWN_KEYS))})",
+             "unknown_key", name=unknown[0])
     article_id = str(meta["id"]).strip()
     if not is_valid_id(article_id):
-        fail("id", f"id '{article_id}' may hold only lowercase letters, digits and '-'")
+        fail("id", f"id '{article_id}' may hold only lowercase letters, digits and '-'",
+             "id_format", id=article_id)
     tags = _text_list(meta.get("tags"), "tags", fail)
     similar = _text_list(meta.get("similar"), "similar", fail)
     related = _text_list(meta.get("related"), "related", fail)
     effective = _date(meta.get("effective"), "effective", fail)
     effective_to = _date(meta.get("effective_to"), "effective_to", fail)
     if effective and effective_to and effective_to < effective:
-        fail("effective_to", "effective_to is before effective")
+        fail("effective_to", "effective_to is before effective", "ends_before_start")
 
     body = "\n".join(lines[end + 1 :]).strip()
     answer, basis = split_basis(body)
     if not answer:
-        raise ArticleError(path, end + 2, "the standard answer is empty: write it below the '---'")
+        raise ArticleError(path, end + 2, "the standard answer is empty: write it below the '---'",
+                           "answer_empty")
     return Article(
         id=article_id,
         title=str(meta["title"]).strip(),
@@ -124,10 +130,11 @@ def _text_list(value, key, fail) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
-        fail(key, f"'{key}' must be a list of text, e.g. [a, b] or '- a' lines")
+        fail(key, f"'{key}' must be a list of text, e.g. [a, b] or '- a' lines", "not_a_list",
+             field=key)
     items = tuple(str(v).strip() for v in value if str(v).strip())
     if len(set(items)) != len(items):
-        fail(key, f"'{key}' lists the same entry twice")
+        fail(key, f"'{key}' lists the same entry twice", "repeated_entry", field=key)
     return items
 
 
@@ -141,7 +148,7 @@ def _date(value, key, fail) -> dt.date | None:
     try:
         return dt.date.fromisoformat(str(value))
     except ValueError:
-        fail(key, f"'{key}' must be a date like 2025-01-01")
+        fail(key, f"'{key}' must be a date like 2025-01-01", "not_a_date", field=key)
 
 
 class _OneLine(list):
@@ -217,13 +224,15 @@ def load_file(path: Path) -> Article:
     try:
         return parse_article(path.read_text(encoding="utf-8"), path)
     except UnicodeDecodeError as exc:
-        raise ArticleError(path, None, f"not UTF-8 text ({exc.reason}): save as UTF-8") from None
+        raise ArticleError(path, None, f"not UTF-8 text ({exc.reason}): save as UTF-8",
+                           "not_utf8") from None
 
 
 def duplicate_id(article_id: str, path: Path | str, seen: dict) -> ArticleError | None:
     """The error for an id an earlier file already uses; records the id otherwise."""
     if article_id in seen:
-        return ArticleError(path, 2, f"id '{article_id}' is used by {seen[article_id]} too")
+        return ArticleError(path, 2, f"id '{article_id}' is used by {seen[article_id]} too",
+                            "id_taken", id=article_id)
     seen[article_id] = path
     return None
 

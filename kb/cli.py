@@ -170,27 +170,36 @@ def _print_report(report, as_json: bool, extra: dict | None = None) -> None:
 
 
 @cli.command("eval")
-@click.argument("queries", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("queries", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line.")
 @click.option("--misses", default=20, show_default=True, help="How many misses to list.")
 @click.pass_obj
 def eval_(settings, queries, as_json, misses):
-    """Evaluate search on labelled queries (JSONL: {"query", "expected": [ids]}).
+    """Evaluate search on labelled queries (JSONL: {"query", "expected": [ids]}). Without a
+    file, every eval set in content/_eval/: queries.jsonl and the hit tests editors saved.
 
-    Example: kb eval content/_eval/queries.jsonl
+    Example: kb eval          (one set: kb eval content/_eval/saved.jsonl --json)
     """
-    from kb.evaluate import evaluate, read_queries
+    from kb.evaluate import eval_sets, evaluate, read_queries
 
+    files = list(queries) or eval_sets(settings.content_dir)
+    if not files:
+        raise click.UsageError(f"no eval sets in {settings.content_dir / '_eval'}: give a "
+                               "queries file, or save a hit-test query from /editor")
+    rows = [row | {"set": str(path)} for path in files for row in read_queries(path)]
     kb = open_kb(settings)
     category = {a["id"]: a["category"] for a in kb.articles()}
-    report = evaluate(lambda q: kb.search(q, k=10), read_queries(queries), category.get)
+    report = evaluate(lambda q: kb.search(q, k=10), rows, category.get)
     click.echo("per category (R@1 / MRR@10 / n):")
     for cat, m in report.by_category.items():
         click.echo(f"  {cat}: {m['recall_at_1']} / {m['mrr_at_10']} / {m['queries']}")
+    click.echo("per set (R@1 / MRR@10 / n):")
+    for name, m in report.by_set.items():
+        click.echo(f"  {name}: {m['recall_at_1']} / {m['mrr_at_10']} / {m['queries']}")
     for miss in report.misses[:misses]:
         click.echo(f"  miss: {miss['query']} -> {miss['got'][:1]} (want {miss['expected']}, "
                    f"rank {miss['rank']})")
-    _print_report(report, as_json)
+    _print_report(report, as_json, {"sets": report.by_set})
 
 
 @cli.command("import")

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     # Editor endpoints (POST/PUT/DELETE /api/articles...). Without a token they answer 403.
     editor_tokens: SecretStr = Field(SecretStr(""), description="comma-separated bearer tokens")
     editor_tokens_file: Path | None = Field(None, description="file of tokens, one a line")
+    # Search and reading (/api/search, /api/articles, /api/hittest...): open unless this is set.
+    agent_tokens: SecretStr = Field(SecretStr(""), description="comma-separated bearer tokens "
+                                    "agents need to search; editor tokens work too")
     watch: bool = Field(False, description="reindex when content/ changes (kb serve turns it on)")
     # The query log (kb/querylog.py) behind `kb report`: data_dir/querylog.sqlite.
     query_log: bool = Field(True, description="log searches, masked, for the monthly report")
@@ -38,6 +41,10 @@ class Settings(BaseSettings):
                                  "point it at a file with one token a line") from None
         lines = (x for x in text.splitlines() if not x.lstrip().startswith("#"))
         return [t.strip() for x in lines for t in x.split(",") if t.strip()]
+
+    def agent_token_list(self) -> list[str]:
+        """The tokens of KB_AGENT_TOKENS; none: search and reading are open."""
+        return [t.strip() for t in self.agent_tokens.get_secret_value().split(",") if t.strip()]
 
     @field_validator("timezone")
     @classmethod

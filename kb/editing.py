@@ -26,6 +26,7 @@ from kb.errors import (
     ArticleError,
     ArticleExists,
     BadQuery,
+    FieldProblem,
     InvalidArticle,
     NotFound,
     StaleVersion,
@@ -33,6 +34,7 @@ from kb.errors import (
 )
 from kb.knowledge_base import IndexReport, KnowledgeBase
 from kb.lint import SPOKEN_LIMIT, clashes, question_owners
+from kb.regressions import SavedCheck, SavedTests
 
 EDITOR_FOLDER = "editor"  # new articles of a category no folder holds yet
 EVAL_FILE = Path("_eval") / "saved.jsonl"
@@ -48,6 +50,7 @@ class Saved:
     warnings: list[str] = field(default_factory=list)
     report: IndexReport | None = None  # None when the file did not change
     seconds: float = 0.0  # from the lock to the new snapshot being loaded
+    saved_tests: SavedCheck | None = None  # the saved hit tests on the new index; None: none
 
 
 def draft(**values) -> Article:
@@ -80,29 +83,35 @@ def read_back(article: Article) -> tuple[Article, str]:
     try:
         saved = parse_article(text, article.path)
     except ArticleError as exc:
-        raise InvalidArticle([(field_at(text, exc.line), exc.problem)]) from None
-    problems = [(name, _not_kept(name, article)) for name in EDITABLE
+        raise InvalidArticle([FieldProblem(field_at(text, exc.line), exc.problem, exc.code,
+                                           exc.params)]) from None
+    problems = [_not_kept(name, article) for name in EDITABLE
                 if getattr(saved, name) != getattr(article, name)]
-    if any(name == "answer" for name, _ in problems):  # the basis moved with the answer
-        problems = [p for p in problems if p[0] != "basis"]
+    if any(p.field == "answer" for p in problems):  # the basis moved with the answer
+        problems = [p for p in problems if p.field != "basis"]
     if problems:
         raise InvalidArticle(problems)
     return saved, text
 
 
-def conflicts(saved: Article, owner: dict, known: Container[str], today: dt.date) -> list:
-    """(field, problem) pairs of lint's rules: a question another article asks (`owner` from
-    lint.question_owners), a related id not in `known`, an end date already past."""
-    problems = [(kind, (
+def conflicts(saved: Article, owner: dict, known: Container[str],
+              today: dt.date) -> list[FieldProblem]:
+    """Lint's rules: a question another article asks (`owner` from lint.question_owners), a
+    related id not in `known`, an end date already past."""
+    problems = [FieldProblem(kind, (
         f"'{question}' is already {KIND_NAMES[other_kind]} of '{other.id}' ({other.title}): "
-        "one question must lead to one article; remove it here or there"))
+        "one question must lead to one article; remove it here or there"), "question_taken",
+        {"question": question, "other": other.id, "other_title": other.title,
+         "other_kind": other_kind})
         for kind, question, other, other_kind in clashes(saved, owner)]
-    problems += [("related", f"'{r}' is not an article") for r in saved.related
-                 if r not in known and r != saved.id]
+    problems += [FieldProblem("related", f"'{r}' is not an article", "unknown_related",
+                              {"id": r})
+                 for r in saved.related if r not in known and r != saved.id]
     if saved.effective_to and saved.effective_to < today:
-        problems.append(("effective_to", (
+        problems.append(FieldProblem("effective_to", (
             f"{saved.effective_to} is past, so the article would be expired at once: "
-            "choose a later date, or delete the article")))
+            "choose a later date, or delete the article"), "expired",
+            {"date": saved.effective_to.isoformat()}))
     return problems
 
 
@@ -114,10 +123,12 @@ def warnings_for(saved: Article) -> list[str]:
     return []
 
 
-def _not_kept(name: str, article: Article) -> str:
+def _not_kept(name: str, article: Article) -> FieldProblem:
     if name == "answer" and BASIS_HEADING.search(article.answer):
-        return "a line '## 依据' in the answer would start the basis: put the rule in 'basis'"
-    return f"'{name}' would not read back as written: remove unusual characters or line breaks"
+        return FieldProblem(name, "a line '## 依据' in the answer would start the basis: put "
+                                  "the rule in 'basis'", "basis_in_answer")
+    return FieldProblem(name, f"'{name}' would not read back as written: remove unusual "
+                              "characters or line breaks", "not_kept", {"field": name})
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -191,6 +202,7 @@ class Editor:
         self.today = today
         self._lock = threading.Lock()
         self._owners: tuple = (None, {}, set())
+        self.saved_tests = SavedTests(kb.content_dir / EVAL_FILE)
 
     def version(self, article_id: str) -> tuple[Path, str]:
         """The article's file and its version as it is on disk now."""
@@ -213,9 +225,10 @@ class Editor:
 
     def update(self, article_id: str, article: Article, if_match: str | None) -> Saved:
         if article.id != article_id:
-            raise InvalidArticle([("id", (
+            raise InvalidArticle([FieldProblem("id", (
                 f"the id cannot change ('{article_id}' to '{article.id}'): create a new "
-                "article and delete this one"))])
+                "article and delete this one"), "id_changed",
+                {"old": article_id, "new": article.id})])
         with self._writing() as started:
             path, current = self.version(article_id)
             check_version(article_id, if_match, current)
@@ -233,7 +246,7 @@ class Editor:
             warnings = [f"'{i}' still lists it under related: update that article"
                         for i in linking]
             return Saved(article, "", str(path), warnings, report,
-                         time.perf_counter() - started)
+                         time.perf_counter() - started, self._check_saved())
 
     def save_eval_query(self, query: str, expected: list[str]) -> tuple[Path, int]:
         """Add a labelled query to content/_eval/saved.jsonl (replacing one with the same
@@ -266,7 +279,7 @@ class Editor:
         write_atomic(path, text)
         report = self._publish()
         return Saved(saved, etag, str(path), warnings_for(saved), report,
-                     time.perf_counter() - started)
+                     time.perf_counter() - started, self._check_saved())
 
     def _others(self) -> tuple[dict, set[str]]:
         """The live snapshot's questions (lint.question_owners) and ids, kept per snapshot."""
@@ -275,6 +288,11 @@ class Editor:
             articles = [article_from_record(r) for r in searcher.articles]
             self._owners = (searcher.folder.name, question_owners(articles), set(searcher.by_id))
         return self._owners[1], self._owners[2]
+
+    def _check_saved(self) -> SavedCheck | None:
+        """The saved hit tests on the index just published. Still under the lock: the result
+        belongs to this write's snapshot, and the kept vectors are never shared."""
+        return self.saved_tests.check(self.kb.searcher())
 
     def _publish(self) -> IndexReport:
         report = self.kb.reindex()

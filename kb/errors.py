@@ -1,5 +1,22 @@
 """Named errors. Each message says how to recover; adapters map them to exit codes and HTTP."""
 
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import NamedTuple
+
+NO_PARAMS: Mapping[str, object] = MappingProxyType({})
+
+
+class FieldProblem(NamedTuple):
+    """A field of an article at fault. `message` is the English sentence the CLI and the API
+    give; `code` and `params` stay the same when a message is reworded, so a page can word it
+    in its own language (the editor page does, in Chinese)."""
+
+    field: str
+    message: str
+    code: str = "invalid"
+    params: Mapping[str, object] = NO_PARAMS
+
 
 class KBError(Exception):
     """Base class for every error the knowledge base raises on purpose."""
@@ -8,10 +25,12 @@ class KBError(Exception):
 class ArticleError(KBError):
     """An article file cannot be used; names the file, the line and what to fix."""
 
-    def __init__(self, path, line: int | None, problem: str):
+    def __init__(self, path, line: int | None, problem: str, code: str = "invalid",
+                 **params):
         self.path = str(path)
         self.line = line
         self.problem = problem
+        self.code, self.params = code, params  # as in FieldProblem
         where = f"{self.path}:{line}" if line else self.path
         super().__init__(f"{where}: {problem}")
 
@@ -42,11 +61,11 @@ class ConfigError(KBError):
 
 class InvalidArticle(KBError):
     """An edit would give an article that does not read back as written, or that clashes with
-    other articles; `problems` holds (field, problem) pairs."""
+    other articles; `problems` holds a FieldProblem for each."""
 
-    def __init__(self, problems: list[tuple[str, str]]):
+    def __init__(self, problems: list[FieldProblem]):
         self.problems = problems
-        super().__init__("; ".join(f"{field}: {problem}" for field, problem in problems))
+        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
 
 
 class VersionRequired(KBError):

@@ -21,6 +21,7 @@ class EvalReport:
     confident_share: float = 0.0
     confident_precision: float = 0.0
     by_category: dict = field(default_factory=dict)
+    by_set: dict = field(default_factory=dict)  # when the queries came from several files
     misses: list = field(default_factory=list)
 
     def summary(self) -> dict:
@@ -29,8 +30,18 @@ class EvalReport:
         return {k: getattr(self, k) for k in keys}
 
 
-def read_queries(path: Path) -> list[dict]:
-    """{"query": ..., "expected": [ids]} per line; a bad line names its number."""
+EVAL_FOLDER = "_eval"
+
+
+def eval_sets(content_dir: Path) -> list[Path]:
+    """Every eval set of a content folder: content/_eval/*.jsonl, the labelled queries
+    (queries.jsonl) and the hit tests editors saved (saved.jsonl), in name order."""
+    return sorted((Path(content_dir) / EVAL_FOLDER).glob("*.jsonl"))
+
+
+def read_queries(path: Path, skip_bad: bool = False) -> list[dict]:
+    """{"query": ..., "expected": [ids]} per line; a bad line names its number, or with
+    skip_bad is left out."""
     rows = []
     for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -42,14 +53,17 @@ def read_queries(path: Path) -> list[dict]:
                 expected = [expected]
             rows.append({"query": str(row["query"]), "expected": [str(e) for e in expected]})
         except (ValueError, KeyError, TypeError) as exc:
+            if skip_bad:
+                continue
             shape = '{"query": ..., "expected": [ids]}'
             raise KBError(f"{path}:{n}: expected {shape} ({exc})") from None
     return rows
 
 
 def evaluate(search, queries: list[dict], category_of=None) -> EvalReport:
-    """search(query) -> ranked hits with .id and .confident; category_of(id) -> category."""
-    ranks, times, confident, by_cat, misses = [], [], [], {}, []
+    """search(query) -> ranked hits with .id and .confident; category_of(id) -> category.
+    Queries with a "set" key (the file they came from) are also reported per set."""
+    ranks, times, confident, by_cat, by_set, misses = [], [], [], {}, {}, []
     for row in queries:
         started = time.perf_counter()
         hits = search(row["query"])
@@ -65,11 +79,14 @@ def evaluate(search, queries: list[dict], category_of=None) -> EvalReport:
         if category_of:
             cat = category_of(row["expected"][0]) or "?"
             by_cat.setdefault(cat, []).append(rank)
+        if "set" in row:
+            by_set.setdefault(row["set"], []).append(rank)
     report = _metrics(ranks)
     report.query_ms_p50 = round(float(np.median(times)), 2) if times else 0.0
     report.confident_share = round(len(confident) / len(ranks), 3) if ranks else 0.0
     report.confident_precision = round(sum(confident) / len(confident), 3) if confident else 0.0
     report.by_category = {c: _metrics(r).summary() for c, r in sorted(by_cat.items())}
+    report.by_set = {name: _metrics(r).summary() for name, r in by_set.items()}
     report.misses = misses
     return report
 

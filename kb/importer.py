@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kb.article import Article, dump_article, load_folder
 from kb.editing import conflicts, draft, folder_for, read_back, write_atomic
-from kb.errors import InvalidArticle, SheetError
+from kb.errors import FieldProblem, InvalidArticle, SheetError
 from kb.faqbench import slug
 from kb.lint import question_key, question_owners
 
@@ -280,13 +280,15 @@ def plan_import(rows: list[Row], existing: list[Article], content_dir: Path,
         try:
             saved, _ = read_back(replace(article, path=str(path)))
         except InvalidArticle as exc:
-            plan.problems += [f"{where}: {HEADERS.get(f, f)}: {p}" for f, p in exc.problems]
+            plan.problems += [f"{where}: {HEADERS.get(p.field, p.field)}: {p.message}"
+                              for p in exc.problems]
             continue
         found = conflicts(saved, owner, known | given, today)
         if path.exists():
-            found.append(("id", f"{path} exists already"))
+            found.append(FieldProblem("id", f"{path} exists already", "file_exists"))
         if found:
-            plan.problems += [f"{where}: {HEADERS.get(f, f)}: {p}" for f, p in found]
+            plan.problems += [f"{where}: {HEADERS.get(p.field, p.field)}: {p.message}"
+                              for p in found]
             continue
         plan.created.append(saved)
         known.add(saved.id)

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import FastAPI, Header, Query, Request, Response
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from kb.config import Settings
 from kb.errors import BadQuery, KBError, NotFound
 from kb.knowledge_base import KnowledgeBase
+from server.auth import require_reader
 from server.editor_routes import install as install_editor
 from server.log_routes import agent_id
 from server.log_routes import install as install_log
@@ -70,7 +71,9 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
         return Ready(ready=True, snapshot=s.folder.name, articles=len(s.articles),
                      embedder=s.manifest["embedder"])
 
-    @app.get("/api/search", response_model=SearchResponse)
+    reading = [Depends(require_reader(settings))]  # open unless KB_AGENT_TOKENS is set
+
+    @app.get("/api/search", response_model=SearchResponse, dependencies=reading)
     def search(
         q: Annotated[str, Query(description="the caller's question, as typed")],
         k: Annotated[int, Query(ge=1, le=50)] = 10,
@@ -98,7 +101,7 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
         return SearchResponse(query=q, normalized=query.text, terms=terms, results=results,
                               confident=bool(hits and hits[0].confident), query_id=query_id)
 
-    @app.get("/api/articles/{article_id}", response_model=ArticleOut)
+    @app.get("/api/articles/{article_id}", response_model=ArticleOut, dependencies=reading)
     def article(article_id: Annotated[str, PathParam(max_length=80, pattern=ID_RE)],
                 response: Response):
         searcher = kb.searcher()
@@ -107,7 +110,7 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
         return ArticleOut(**{k: a[k] for k in ArticleOut.model_fields if k != "related"},
                           related=_related(searcher, a, []))
 
-    @app.get("/api/categories", response_model=list[Category])
+    @app.get("/api/categories", response_model=list[Category], dependencies=reading)
     def categories():
         counts: dict[str, int] = {}
         for a in kb.articles():

@@ -1,23 +1,25 @@
 """The editors' endpoints and page: thin adapters over kb.editing.Editor.
 
 Writes need a bearer token from KB_EDITOR_TOKENS / KB_EDITOR_TOKENS_FILE; reads and hit testing
-are as open as search. Hit testing runs the agents' search code path, call for call."""
+are as open as search (open unless KB_AGENT_TOKENS is set; server/auth.py). Hit testing runs the
+agents' search code path, call for call."""
 
-import hmac
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
 
 from kb.config import Settings
 from kb.editing import Editor, Saved, draft
-from kb.errors import ArticleExists, InvalidArticle, StaleVersion, VersionRequired
+from kb.errors import ArticleExists, FieldProblem, InvalidArticle, StaleVersion, VersionRequired
 from kb.knowledge_base import KnowledgeBase
 from kb.render import render_html
 from kb.watcher import ContentWatcher
+from server.auth import require_editor, require_reader
 from server.editor_schemas import (
     ArticleIn,
     ArticleSummary,
@@ -28,6 +30,7 @@ from server.editor_schemas import (
     HitTestResult,
     RenderIn,
     RenderOut,
+    SavedTestsOut,
 )
 from server.schemas import ArticleOut, Matched, RelatedArticle
 
@@ -35,15 +38,14 @@ STATIC = Path(__file__).parent / "static"
 ID_RE = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 ArticleId = Annotated[str, PathParam(max_length=80, pattern=ID_RE)]
 IfMatch = Annotated[str | None, Header(description="the ETag the edit was made from")]
-NO_TOKENS = ("editing is off: no editor tokens are configured. Set KB_EDITOR_TOKENS "
-             "(comma-separated) or KB_EDITOR_TOKENS_FILE (one token a line) and restart")
 
 
 def install(app: FastAPI, settings: Settings, kb: KnowledgeBase) -> Editor:
     """Add the editor routes, their error responses and, if settings.watch, the watcher."""
     editor = Editor(kb)
     app.state.editor = editor
-    app.include_router(editor_router(editor, kb, settings.editor_token_list()))
+    app.include_router(editor_router(editor, kb, require_editor(settings.editor_token_list()),
+                                     require_reader(settings)))
     for error, status in ((InvalidArticle, 422), (VersionRequired, 428), (StaleVersion, 412),
                           (ArticleExists, 409)):
         app.add_exception_handler(error, _error_response(status))
@@ -57,8 +59,8 @@ def install(app: FastAPI, settings: Settings, kb: KnowledgeBase) -> Editor:
 def _error_response(status: int):
     def handle(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, InvalidArticle):  # the shape FastAPI gives its own 422s
-            detail = [{"loc": ["body", f], "msg": p, "type": "value_error"}
-                      for f, p in exc.problems]
+            detail = [{"loc": ["body", p.field], "msg": p.message, "type": p.code,
+                       "ctx": dict(p.params)} for p in exc.problems]
             return JSONResponse({"detail": detail}, status_code=status)
         headers = {"ETag": f'"{exc.current}"'} if isinstance(exc, StaleVersion) else None
         return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
@@ -66,29 +68,10 @@ def _error_response(status: int):
     return handle
 
 
-def token_check(tokens: list[str]):
-    """A dependency: 401 without a bearer token, 403 with a wrong one (or none configured).
-    Every configured token is compared, in constant time, so timing tells nothing."""
-    expected = [t.encode() for t in tokens]
-
-    def require_editor(authorization: Annotated[str | None, Header()] = None) -> None:
-        if not expected:
-            raise HTTPException(403, NO_TOKENS)
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise HTTPException(401, "editor token missing: send 'Authorization: Bearer <token>'",
-                                headers={"WWW-Authenticate": "Bearer"})
-        sent = token.strip().encode()
-        if not sum(hmac.compare_digest(sent, t) for t in expected):
-            raise HTTPException(403, "editor token not accepted: check it with whoever runs "
-                                     "the server (KB_EDITOR_TOKENS)")
-
-    return require_editor
-
-
-def editor_router(editor: Editor, kb: KnowledgeBase, tokens: list[str]) -> APIRouter:
+def editor_router(editor: Editor, kb: KnowledgeBase, editor_check, reader_check) -> APIRouter:
+    """The routes; the checks are server/auth.py's dependencies for writes and for reads."""
     r = APIRouter()
-    editing = [Depends(token_check(tokens))]
+    editing, reading = [Depends(editor_check)], [Depends(reader_check)]
 
     def relative(path: str) -> str:
         return os.path.relpath(path, kb.content_dir)
@@ -101,13 +84,15 @@ def editor_router(editor: Editor, kb: KnowledgeBase, tokens: list[str]) -> APIRo
             warnings=saved.warnings, snapshot=kb.searcher().folder.name,
             index_ms=round(saved.seconds * 1000, 1),
             article=_article_out(kb, saved.article.id) if with_article else None,
+            saved_tests=SavedTestsOut(**asdict(saved.saved_tests)) if saved.saved_tests else None,
         )
 
     @r.get("/editor", include_in_schema=False)
     def page():
         return FileResponse(STATIC / "editor.html")
 
-    @r.get("/api/articles", response_model=list[ArticleSummary], tags=["editor"])
+    @r.get("/api/articles", response_model=list[ArticleSummary], tags=["editor"],
+           dependencies=reading)
     def list_articles():
         """Every indexed article, for the editor's list (open, as search is)."""
         return [ArticleSummary(
@@ -120,7 +105,9 @@ def editor_router(editor: Editor, kb: KnowledgeBase, tokens: list[str]) -> APIRo
     def create(body: ArticleIn, response: Response):
         """A new article: content/<the category's folder or 'editor'>/<id>.md, then indexed."""
         if not body.id:
-            raise InvalidArticle([("id", "'id' is required: lowercase letters, digits and '-'")])
+            raise InvalidArticle([FieldProblem(
+                "id", "'id' is required: lowercase letters, digits and '-'", "required",
+                {"field": "id"})])
         saved = editor.create(draft(**body.model_dump()))
         response.headers["Location"] = f"/api/articles/{saved.article.id}"
         return result(saved, response)
@@ -144,7 +131,7 @@ def editor_router(editor: Editor, kb: KnowledgeBase, tokens: list[str]) -> APIRo
         """Markdown to the sanitised HTML agents will see: the editor's live preview."""
         return RenderOut(html=render_html(body.markdown))
 
-    @r.get("/api/hittest", response_model=HitTestResponse, tags=["editor"])
+    @r.get("/api/hittest", response_model=HitTestResponse, tags=["editor"], dependencies=reading)
     def hittest(
         q: Annotated[str, Query(description="a caller's question, as an agent would type it")],
         k: Annotated[int, Query(ge=1, le=50)] = 10,

@@ -41,6 +41,20 @@ class ArticleSummary(BaseModel):
     etag: str = Field(description="the version, as GET /api/articles/{id} gives it")
 
 
+class BrokenTest(BaseModel):
+    query: str
+    expected: list[str]
+    got: str | None = Field(description="the article ranked first instead; null: no result")
+    rank: int | None = Field(description="the expected article's rank; null: not in the top 10")
+
+
+class SavedTestsOut(BaseModel):
+    checked: int = Field(description="saved hit tests run on the new index")
+    skipped: int = Field(description="older saved hit tests beyond the limit, not run")
+    broken: list[BrokenTest] = Field(
+        description="those whose expected article is no longer first; empty: all hold")
+
+
 class EditResult(BaseModel):
     id: str
     etag: str = Field(description="the new version; empty after a delete")
@@ -49,6 +63,9 @@ class EditResult(BaseModel):
     snapshot: str | None = Field(description="the index snapshot that holds the change")
     index_ms: float = Field(description="from the write to the change being searchable")
     article: ArticleOut | None = None
+    saved_tests: SavedTestsOut | None = Field(
+        None, description="content/_eval/saved.jsonl run again after the write; null when "
+                          "nothing is saved or nothing changed")
 
 
 class RenderIn(BaseModel):

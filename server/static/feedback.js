@@ -107,7 +107,7 @@
     const key = `${path} ${JSON.stringify(body)}`;
     if (path === "/api/events" && fb.sent.has(key)) return true;  // once per search and answer
     fb.sent.add(key);
-    const headers = { "Content-Type": "application/json" };
+    const headers = { "Content-Type": "application/json", ...(window.kbAuthHeaders?.() || {}) };
     if (window.kbAgent) headers["X-Agent-Id"] = window.kbAgent;
     try {
       const res = await fetch(path, { method: "POST", headers, body: JSON.stringify(body) });
