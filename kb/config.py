@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     editor_tokens: SecretStr = Field(SecretStr(""), description="comma-separated bearer tokens")
     editor_tokens_file: Path | None = Field(None, description="file of tokens, one a line")
     watch: bool = Field(False, description="reindex when content/ changes (kb serve turns it on)")
+    # The HTTP edge. The body cap bounds the memory one request can take (an article is far
+    # smaller).
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="larger request bodies get 413")
     # The query log (kb/querylog.py) behind `kb report`: data_dir/querylog.sqlite.
     query_log: bool = Field(True, description="log searches, masked, for the monthly report")
     log_retention_days: int = Field(365, ge=1, description="days a logged search is kept")

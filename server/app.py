@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import FastAPI, Header, Query, Request, Response
 from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -12,6 +13,7 @@ from kb.config import Settings
 from kb.errors import BadQuery, KBError, NotFound
 from kb.knowledge_base import KnowledgeBase
 from server.editor_routes import install as install_editor
+from server.limits import BodyLimit, invalid_request
 from server.log_routes import agent_id
 from server.log_routes import install as install_log
 from server.schemas import (
@@ -40,6 +42,7 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
     app = FastAPI(title="95598 知识库", version="0.1.0",
                   description="Standard answers for 95598 agents, ranked as they type.")
     app.state.kb = kb
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # server/limits.py
     querylog = install_log(app, settings, kb)  # feedback, events, /reports; None when off
 
     app.router.add_event_handler("startup", tune_for_serving)  # server/tuning.py
@@ -51,6 +54,8 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
             pass  # /readyz says why; searches answer 503 until an index exists
 
     app.router.add_event_handler("startup", load_index)
+
+    app.add_exception_handler(RequestValidationError, invalid_request)
 
     @app.exception_handler(KBError)
     def kb_error(request: Request, exc: KBError):

@@ -1,12 +1,12 @@
-"""Trying to break it: bad input over real HTTP, hostile articles, load during reindexing, killed
-builds and damaged index files. docs/reliability.md records what these tests found.
+"""Trying to break it: bad input and bad bodies over real HTTP, hostile articles, load during
+reindexing, killed builds and damaged index files.
+docs/reliability.md records what these tests found.
 
-The app is served by uvicorn in a thread on 127.0.0.1 and spoken to over raw sockets, so the
-bytes of a request (invalid UTF-8, encoded slashes, a 100 KB line) reach the server unchanged.
-Tests not about ranking use HashEmbedder; the load test uses the real e5 model, because sharing
-the model between concurrent requests is part of what it tests."""
+The app is served by uvicorn in a thread on 127.0.0.1 and spoken to over raw sockets
+(tests/served.py). Tests not about ranking use HashEmbedder; the load test during a full
+reindex uses the real e5 model, because sharing the model between concurrent requests is part
+of what it tests."""
 
-import hashlib
 import http.client
 import json
 import os
@@ -14,7 +14,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-import uvicorn
+from served import Served, exchange, folder_hash, raw_get, raw_request
 
 from indexer import segments
 from indexer.embedders import HashEmbedder
@@ -33,56 +32,11 @@ from kb.config import Settings
 from kb.errors import CorruptIndex
 from kb.knowledge_base import KnowledgeBase
 from kb.store import Store
-from server.app import create_app
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-class Served:
-    """The real app under uvicorn in a thread, on a free port of 127.0.0.1."""
-
-    def __init__(self, kb: KnowledgeBase):
-        app = create_app(Settings(content_dir=kb.content_dir, data_dir=kb.data_dir), kb)
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        self.port = self.server.servers[0].sockets[0].getsockname()[1]
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-
-
-def raw_get(port: int, target: bytes, timeout: float = 15, follow: bool = True) -> tuple[int, bytes]:
-    """Send the request line as given; a hang fails the test through the socket timeout. A
-    redirect is followed once, and must stay under the path it came from."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    if status == 307 and follow:  # Starlette's trailing-slash redirect: an id ending in %2f
-        location = re.search(rb"(?im)^location: *https?://[^/]+(/\S*)", head).group(1)
-        assert location.startswith(target.split(b"%")[0].split(b"?")[0][:14]), location
-        return raw_get(port, location, timeout, follow=False)
-    return status, body
-
-
-def folder_hash(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
+TOKEN = "reliability-editor-token"
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +45,8 @@ def served(tmp_path_factory):
     shutil.copytree(FIXTURES / "content", root / "content")
     kb = KnowledgeBase(root / "content", root / "data", HashEmbedder())  # not about ranking
     kb.reindex()
-    with Served(kb) as s:
-        s.content = root / "content"
+    with Served(kb, editor_tokens=TOKEN) as s:
+        s.root, s.content = root, root / "content"
         s.content_hash = folder_hash(s.content)
         yield s
 
@@ -177,6 +131,115 @@ def test_bad_input_leaves_the_server_healthy(served):
     status, body = raw_get(served.port, b"/api/search?q=%E5%81%9C%E7%94%B5")
     assert status == 200 and json.loads(body)["results"]
     assert folder_hash(served.content) == served.content_hash
+
+
+# Bad bodies, to every route that takes one. The token is right and a PUT says If-Match: *, so
+# only the body stands between a request and a write; content/ must stay as it was.
+
+JSON = b"application/json"
+ARTICLE_BODY = {"title": "恶意请求测试文章", "category": "测试", "answer": "您好，这是一篇测试文章。"}
+EDITOR = {b"Authorization": b"Bearer " + TOKEN.encode(), b"If-Match": b"*"}
+LIMIT = Settings.model_fields["max_body_bytes"].default
+WRITES = {
+    "POST articles": (b"POST", b"/api/articles"),
+    "PUT article": (b"PUT", b"/api/articles/repair-home-outage"),
+    "POST feedback": (b"POST", b"/api/feedback"),
+    "POST events": (b"POST", b"/api/events"),
+}
+BAD_BODIES = {
+    "empty": (JSON, b""),
+    "malformed json": (JSON, b'{"title": "x", "answer": '),
+    "two json values": (JSON, b'{"title": "x"} {"answer": "y"}'),
+    "invalid utf-8": (JSON, b'{"title": "\xff\xfe\xe5"}'),
+    "json array": (JSON, b'[{"title": "x"}]'),
+    "json string": (JSON, b'"an article"'),
+    "json null": (JSON, b"null"),
+    "json 1e999": (JSON, b"1e999"),
+    "json NaN": (JSON, b"NaN"),
+    "nested 100,000 deep": (JSON, b"[" * 100_000 + b"]" * 100_000),
+    "nested 900 deep": (JSON, b'{"title": ' + b"[" * 900 + b"]" * 900 + b"}"),
+    "nested 300 deep": (JSON, b'{"title": ' + b'{"a": ' * 300 + b"1" + b"}" * 301),
+    "no content type, malformed": (None, b"{title"),
+    "text/plain article": (b"text/plain", json.dumps(ARTICLE_BODY | {"id": "plain-text"}).encode()),
+    "form-encoded": (b"application/x-www-form-urlencoded", b"title=x&category=y&answer=z"),
+    "multipart": (b"multipart/form-data; boundary=b",
+                  b'--b\r\nContent-Disposition: form-data; name="title"\r\n\r\nx\r\n--b--\r\n'),
+    "xml": (b"application/xml", b"<article><title>x</title></article>"),
+}
+
+
+@pytest.mark.parametrize("content_type, body", BAD_BODIES.values(), ids=BAD_BODIES.keys())
+@pytest.mark.parametrize("method, target", WRITES.values(), ids=WRITES.keys())
+def test_a_bad_body_gets_a_4xx_with_a_reason(served, method, target, content_type, body):
+    headers = EDITOR | ({b"Content-Type": content_type} if content_type else {})
+    status, answer = raw_request(served.port, method, target, headers, body)
+    assert 400 <= status < 500, (status, answer[:300])
+    assert json.loads(answer)["detail"]
+    assert folder_hash(served.content) == served.content_hash
+
+
+def request_head(method: bytes, target: bytes, *lines: bytes) -> bytes:
+    return b"\r\n".join([method + b" " + target + b" HTTP/1.1", b"Host: 127.0.0.1",
+                         b"Content-Type: application/json",
+                         *(name + b": " + value for name, value in EDITOR.items()), *lines])
+
+
+@pytest.mark.parametrize("method, target", WRITES.values(), ids=WRITES.keys())
+def test_an_oversized_body_is_413_before_it_is_read(served, method, target):
+    """Content-Length is 1 byte over the limit and no body follows: a server that read the body
+    before deciding would wait for it until the socket timeout fails the test."""
+    head = request_head(method, target, b"Content-Length: " + str(LIMIT + 1).encode())
+    status, _, answer = exchange(served.port, head + b"\r\n\r\n")
+    assert status == 413, answer[:300]
+    detail = json.loads(answer)["detail"]
+    assert "KB_MAX_BODY_BYTES" in detail and f"{LIMIT + 1:,} bytes" in detail
+    assert folder_hash(served.content) == served.content_hash
+
+
+@pytest.mark.parametrize("method, target", WRITES.values(), ids=WRITES.keys())
+def test_an_oversized_chunked_body_is_413_as_it_arrives(served, method, target):
+    """No Content-Length: the bytes are counted as the chunks come. The body ends 1 byte over
+    the limit without its closing chunk, so only counting can answer before the timeout."""
+    piece = b"x" * 65_536
+    chunks = (b"10000\r\n" + piece + b"\r\n") * (LIMIT // len(piece)) + b"1\r\nx\r\n"
+    head = request_head(method, target, b"Transfer-Encoding: chunked")
+    status, _, answer = exchange(served.port, head + b"\r\n\r\n" + chunks)
+    assert status == 413, answer[:300]
+    assert f"over {LIMIT:,} bytes" in json.loads(answer)["detail"]
+    assert folder_hash(served.content) == served.content_hash
+
+
+def test_a_body_under_the_limit_is_read_and_validated(served):
+    body = json.dumps(ARTICLE_BODY | {"id": "big-answer", "answer": "长" * (LIMIT // 4)},
+                      ensure_ascii=False).encode()
+    assert LIMIT // 2 < len(body) < LIMIT
+    status, answer = raw_request(served.port, b"POST", b"/api/articles",
+                                 EDITOR | {b"Content-Type": JSON}, body)
+    assert status == 422 and "at most 20000 characters" in answer.decode()
+    assert folder_hash(served.content) == served.content_hash
+
+
+ID_ATTACKS = {name: t for name, t in BAD_REQUESTS.items() if t.startswith(b"/api/articles/")}
+ID_ATTACKS |= {
+    "%2E%2E%2F upper case": b"/api/articles/%2E%2E%2Fcontent%2Frepair%2Frepair-home-outage",
+    "..%2f to an article": b"/api/articles/..%2frepair%2frepair-home-outage",
+    ".%2e": b"/api/articles/.%2e",
+    "%2e%2e": b"/api/articles/%2e%2e",
+    "%2e%2e%2f%2e%2e%2fREADME": b"/api/articles/%2e%2e%2f%2e%2e%2fREADME",
+    "id.md": b"/api/articles/repair-home-outage.md",
+}
+
+
+@pytest.mark.parametrize("target", ID_ATTACKS.values(), ids=ID_ATTACKS.keys())
+@pytest.mark.parametrize("method", [b"PUT", b"DELETE"])
+def test_a_malicious_id_cannot_write_or_delete(served, method, target):
+    body = json.dumps(ARTICLE_BODY).encode() if method == b"PUT" else b""
+    status, answer = raw_request(served.port, method, target, EDITOR | {b"Content-Type": JSON},
+                                 body)
+    assert 400 <= status < 500, (status, answer[:300])
+    assert answer.strip(), "a refusal must say why"
+    assert folder_hash(served.content) == served.content_hash
+    assert sorted(p.name for p in served.root.iterdir()) == ["content", "data"]
 
 
 # Articles cannot inject script.
