@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from kb.config import Settings
 from kb.errors import BadQuery, KBError, NotFound
 from kb.knowledge_base import KnowledgeBase
+from kb.watcher import ContentWatcher
 from server.editor_routes import install as install_editor
 from server.limits import BodyLimit, invalid_request
 from server.log_routes import agent_id
@@ -47,13 +48,21 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
 
     app.router.add_event_handler("startup", tune_for_serving)  # server/tuning.py
 
+    repair = ContentWatcher(kb)
+
     def load_index():
         try:
             kb.searcher()
         except KBError:
-            pass  # /readyz says why; searches answer 503 until an index exists
+            return  # /readyz says why; searches answer 503 until `kb index` has built one
+        if not settings.watch:
+            # The watcher's first pass indexes a file written but not indexed before a crash.
+            # Without a watcher, run that one pass in the background: agents are served from
+            # the loaded index meanwhile.
+            repair.start(once=True)
 
     app.router.add_event_handler("startup", load_index)
+    app.router.add_event_handler("shutdown", repair.stop)
 
     app.add_exception_handler(RequestValidationError, invalid_request)
 

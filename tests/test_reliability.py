@@ -1,5 +1,5 @@
 """Trying to break it: bad input and bad bodies over real HTTP, hostile articles, load during
-reindexing, killed builds and damaged index files.
+reindexing, killed builds, a crash before indexing and damaged index files.
 docs/reliability.md records what these tests found.
 
 The app is served by uvicorn in a thread on 127.0.0.1 and spoken to over raw sockets
@@ -29,9 +29,10 @@ from indexer import segments
 from indexer.embedders import HashEmbedder
 from kb.article import Article, dump_article
 from kb.config import Settings
-from kb.errors import CorruptIndex
+from kb.errors import CorruptIndex, NotFound
 from kb.knowledge_base import KnowledgeBase
 from kb.store import Store
+from kb.watcher import POLL_SECONDS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -375,7 +376,7 @@ def test_sixteen_searchers_during_full_reindex_and_edits(tmp_path, e5):
     assert during["full"] > 0 and during["edits"] > 0
 
 
-# Faults: kill -9 of a build, damaged index files, SQLite settings.
+# Faults: kill -9 of a build, damaged index files, a crash before indexing, SQLite settings.
 
 
 def synthetic_articles(folder: Path, n: int) -> None:
@@ -486,6 +487,40 @@ def test_damaged_index_file_says_how_to_rebuild(hash_kb, monkeypatch, name, dama
         fresh.reindex(full=True)  # what the message says to do
         status, body = raw_get(s.port, b"/api/search?q=%E5%81%9C%E7%94%B5")
         assert status == 200 and json.loads(body)["results"]
+
+
+CRASHED = ("---\nid: crash-left-this\ntitle: 变压器嗡嗡响声音很大\ncategory: 故障报修\n---\n"
+           "您好，我为您登记，供电公司会派人检查。\n")
+
+
+def wait_for(predicate, seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_crash_before_indexing_is_repaired_at_the_next_start_without_the_watcher(hash_kb,
+                                                                                  content):
+    """As `kb serve --no-watch` after a crash between writing an article file and indexing it:
+    the start indexes the file in the background and serves the old index meanwhile."""
+    hash_kb.reindex()
+    (content / "repair" / "crash-left-this.md").write_text(CRASHED, encoding="utf-8")
+    with pytest.raises(NotFound):
+        hash_kb.get("crash-left-this")
+    with Served(hash_kb, watch=False) as s:
+        status, body = raw_get(s.port, b"/readyz")
+        assert status == 200 and json.loads(body)["ready"]
+        assert wait_for(lambda: raw_get(s.port, b"/api/articles/crash-left-this")[0] == 200)
+        status, body = raw_get(s.port, b"/api/search?q=" + quote("变压器嗡嗡响声音很大").encode())
+        assert json.loads(body)["results"][0]["id"] == "crash-left-this"
+        # One pass at the start, not a watcher: a file written now waits for `kb index`.
+        (content / "repair" / "later.md").write_text(
+            CRASHED.replace("crash-left-this", "later").replace("变压器", "电线杆"), "utf-8")
+        time.sleep(3 * POLL_SECONDS)
+        assert raw_get(s.port, b"/api/articles/later")[0] == 404
 
 
 def test_sqlite_store_uses_wal_and_a_busy_timeout(hash_kb):
