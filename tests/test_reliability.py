@@ -1,5 +1,5 @@
 """Trying to break it: bad input and bad bodies over real HTTP, hostile articles, load during
-reindexing, killed builds, a crash before indexing and damaged index files.
+reindexing and editor writes, killed builds, a crash before indexing and damaged index files.
 docs/reliability.md records what these tests found.
 
 The app is served by uvicorn in a thread on 127.0.0.1 and spoken to over raw sockets
@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -289,91 +290,167 @@ def test_articles_cannot_inject_script(tmp_path):
             assert f"安全测试{n}" in article["answer_html"] and f"依据{n}" in article["basis_html"]
 
 
-# Under load: 16 searchers during a full reindex and a burst of edits.
+# Under load: 16 searchers during a full reindex, a burst of file edits and a burst of editor PUTs.
 
-PROBE = "---\nid: load-probe\ntitle: 负载探针文章\ncategory: 测试\n---\n您好，探针版本 {v} 号。\n"
+PROBE = "---\nid: {id}\ntitle: 负载探针文章{t}\ncategory: 测试\n---\n您好，探针版本 {v} 号。\n"
 NEW = ("---\nid: load-new-{i}\ntitle: 第{i}个新增的问题怎么办理\ncategory: 测试\n---\n"
        "您好，这是新增文章{i}。\n")
-SEARCHERS, MIN_EACH, MAX_EACH, EDITS = 16, 60, 400, 8
+SEARCHERS, MIN_EACH, MAX_EACH, EDITS, PUTS = 16, 60, 400, 8, 16
 QUERIES = ["家里突然没电了", "电费怎么交", "抢修多久能到", "计划停电通知", "欠费停电怎么恢复",
            "电费为什么这么高", "负载探针", "新增的问题"]
 
 
-def snapshot_state(answers: list[dict]) -> tuple[frozenset, str]:
-    """What a result list says about its snapshot: the article set and the probe's version."""
-    probe = next((a["answer"] for a in answers if a["id"] == "load-probe"), "")
-    return frozenset(a["id"] for a in answers), probe
+def snapshot_state(answers: list[dict]) -> tuple[frozenset, tuple]:
+    """What a result list says about its snapshot: the article set and each probe's version.
+    With k=50 every article of these small folders is a candidate, so a list holds them all."""
+    probes = tuple(sorted((a["id"], a["answer"]) for a in answers
+                          if a["id"].startswith("load-probe")))
+    return frozenset(a["id"] for a in answers), probes
+
+
+@dataclass
+class Seen:
+    """What the searcher threads got: each answer's snapshot_state, when, and any failure."""
+
+    states: list = field(default_factory=list)
+    stamps: list[float] = field(default_factory=list)
+    errors: list = field(default_factory=list)
+
+
+def search_while(writing: threading.Event, port: int, n: int, seen: Seen) -> None:
+    """One agent: searches over keep-alive until the writer is done (at least MIN_EACH)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    done = 0
+    while done < MAX_EACH and (done < MIN_EACH or writing.is_set()):
+        q = quote(QUERIES[(n + done) % len(QUERIES)])
+        try:
+            conn.request("GET", f"/api/search?k=50&q={q}")
+            r = conn.getresponse()
+            body = r.read()
+            if r.status != 200:
+                seen.errors.append((r.status, body[:200]))
+            else:
+                seen.states.append(snapshot_state(json.loads(body)["results"]))
+                seen.stamps.append(time.monotonic())
+        except Exception as exc:  # noqa: BLE001 - every failure counts as an error
+            seen.errors.append(repr(exc))
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        done += 1
+    conn.close()
+
+
+def under_load(port: int, write) -> Seen:
+    """Run write() while SEARCHERS agents search; what they saw."""
+    seen, writing = Seen(), threading.Event()
+    writing.set()
+
+    def writer():
+        try:
+            write()
+        finally:
+            writing.clear()
+
+    threads = [threading.Thread(target=search_while, args=(writing, port, n, seen))
+               for n in range(SEARCHERS)]
+    for t in threads:
+        t.start()
+    thread = threading.Thread(target=writer)
+    thread.start()
+    thread.join(timeout=300)
+    for t in threads:
+        t.join(timeout=300)
+    return seen
 
 
 def test_sixteen_searchers_during_full_reindex_and_edits(tmp_path, e5):
     content = tmp_path / "content"
     shutil.copytree(FIXTURES / "content", content)
-    (content / "repair" / "load-probe.md").write_text(PROBE.format(v=0), encoding="utf-8")
+    (content / "repair" / "load-probe.md").write_text(PROBE.format(id="load-probe", t="", v=0), encoding="utf-8")
     kb = KnowledgeBase(content, tmp_path / "data", e5)
     kb.reindex()
     states = {snapshot_state(kb.articles())}
-    seen, errors, stamps = [], [], []
-    writing = threading.Event()
-    writing.set()
     phases: dict[str, tuple[float, float]] = {}
 
-    def writer():
-        try:
-            t0 = time.monotonic()
-            kb.reindex(full=True)
+    def write():
+        t0 = time.monotonic()
+        kb.reindex(full=True)
+        states.add(snapshot_state(kb.articles()))
+        phases["full"] = (t0, time.monotonic())
+        t0 = time.monotonic()
+        for i in range(1, EDITS + 1):
+            (content / "repair" / f"load-new-{i}.md").write_text(NEW.format(i=i),
+                                                                 encoding="utf-8")
+            (content / "repair" / "load-probe.md").write_text(PROBE.format(id="load-probe", t="", v=i),
+                                                              encoding="utf-8")
+            kb.reindex()
             states.add(snapshot_state(kb.articles()))
-            phases["full"] = (t0, time.monotonic())
-            t0 = time.monotonic()
-            for i in range(1, EDITS + 1):
-                (content / "repair" / f"load-new-{i}.md").write_text(NEW.format(i=i),
-                                                                     encoding="utf-8")
-                (content / "repair" / "load-probe.md").write_text(PROBE.format(v=i),
-                                                                  encoding="utf-8")
-                kb.reindex()
-                states.add(snapshot_state(kb.articles()))
-            phases["edits"] = (t0, time.monotonic())
-        finally:
-            writing.clear()
-
-    def searcher(n: int, port: int):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        done = 0
-        while done < MAX_EACH and (done < MIN_EACH or writing.is_set()):
-            q = quote(QUERIES[(n + done) % len(QUERIES)])
-            try:
-                conn.request("GET", f"/api/search?k=50&q={q}")
-                r = conn.getresponse()
-                body = r.read()
-                if r.status != 200:
-                    errors.append((r.status, body[:200]))
-                else:
-                    seen.append(snapshot_state(json.loads(body)["results"]))
-                    stamps.append(time.monotonic())
-            except Exception as exc:  # noqa: BLE001 - every failure counts as an error
-                errors.append(repr(exc))
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            done += 1
-        conn.close()
+        phases["edits"] = (t0, time.monotonic())
 
     with Served(kb) as s:
-        threads = [threading.Thread(target=searcher, args=(n, s.port)) for n in range(SEARCHERS)]
-        for t in threads:
-            t.start()
-        write = threading.Thread(target=writer)
-        write.start()
-        write.join(timeout=300)
-        for t in threads:
-            t.join(timeout=300)
-    assert not errors, errors[:5]
+        seen = under_load(s.port, write)
+    assert not seen.errors, seen.errors[:5]
     assert len(states) == EDITS + 1  # the full build holds what the first did; one per edit
-    torn = [x for x in seen if x not in states]
+    torn = [x for x in seen.states if x not in states]
     assert not torn, torn[:3]
-    during = {name: sum(a <= t <= b for t in stamps) for name, (a, b) in phases.items()}
-    print(f"\nload: {len(seen)} searches by {SEARCHERS} threads, {len(errors)} errors, "
-          f"{len(set(seen))} snapshots seen of {len(states)}, "
+    during = {name: sum(a <= t <= b for t in seen.stamps) for name, (a, b) in phases.items()}
+    print(f"\nload: {len(seen.states)} searches by {SEARCHERS} threads, {len(seen.errors)} "
+          f"errors, {len(set(seen.states))} snapshots seen of {len(states)}, "
           f"{during['full']} during the full reindex, {during['edits']} during {EDITS} edits")
     assert during["full"] > 0 and during["edits"] > 0
+
+
+def test_sixteen_searchers_during_a_burst_of_editor_puts(tmp_path):
+    """PUTs as the editor page sends them (token, If-Match from the last answer), alternating
+    between two probe articles, so an answer that mixed two snapshots would pair one probe's
+    new version with the other's old one. HashEmbedder: this is about snapshots, not ranking."""
+    content = tmp_path / "content"
+    shutil.copytree(FIXTURES / "content", content)
+    probes = {"load-probe-a": "甲", "load-probe-b": "乙"}
+    for probe, t in probes.items():
+        (content / "repair" / f"{probe}.md").write_text(PROBE.format(id=probe, t=t, v=0),
+                                                        encoding="utf-8")
+    kb = KnowledgeBase(content, tmp_path / "data", HashEmbedder())
+    kb.reindex()
+    states = {snapshot_state(kb.articles())}
+    puts: list[tuple[int, bytes]] = []
+    window: list[float] = []
+
+    def write():
+        conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
+        etags = {}
+        for probe in probes:
+            conn.request("GET", f"/api/articles/{probe}")
+            r = conn.getresponse()
+            r.read()
+            etags[probe] = r.getheader("ETag")
+        window.append(time.monotonic())
+        for i in range(1, PUTS + 1):
+            probe = list(probes)[i % 2]
+            body = {"title": f"负载探针文章{probes[probe]}", "category": "测试",
+                    "answer": f"您好，探针版本 {i} 号。"}
+            conn.request("PUT", f"/api/articles/{probe}", body=json.dumps(body).encode(),
+                         headers={"Authorization": f"Bearer {TOKEN}", "If-Match": etags[probe],
+                                  "Content-Type": "application/json"})
+            r = conn.getresponse()
+            puts.append((r.status, r.read()[:200]))
+            etags[probe] = r.getheader("ETag")
+            states.add(snapshot_state(kb.articles()))  # the PUT answered once it was live
+        window.append(time.monotonic())
+        conn.close()
+
+    with Served(kb, editor_tokens=TOKEN) as s:
+        seen = under_load(s.port, write)
+    assert [status for status, _ in puts] == [200] * PUTS, puts
+    assert not seen.errors, seen.errors[:5]
+    assert len(states) == PUTS + 1
+    torn = [x for x in seen.states if x not in states]
+    assert not torn, torn[:3]
+    during = sum(window[0] <= t <= window[1] for t in seen.stamps)
+    print(f"\nload: {len(seen.states)} searches by {SEARCHERS} threads, {len(seen.errors)} "
+          f"errors, {len(set(seen.states))} snapshots seen of {len(states)}, {during} during "
+          f"{PUTS} editor PUTs")
+    assert during > 0 and len(set(seen.states)) > 1
 
 
 # Faults: kill -9 of a build, damaged index files, a crash before indexing, SQLite settings.
