@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import FastAPI, Header, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -44,6 +45,12 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
                   description="Standard answers for 95598 agents, ranked as they type.")
     app.state.kb = kb
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # server/limits.py
+    if settings.cors_origin_list():  # added last, so it is outermost: a 413 carries it too
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list(),
+                           allow_methods=["GET", "POST", "PUT", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type", "If-Match",
+                                          "X-Agent-Id"],
+                           expose_headers=["ETag"])
     querylog = install_log(app, settings, kb)  # feedback, events, /reports; None when off
 
     app.router.add_event_handler("startup", tune_for_serving)  # server/tuning.py

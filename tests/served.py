@@ -57,15 +57,23 @@ def exchange(port: int, data: bytes, timeout: float = 15) -> tuple[int, bytes, b
     return int(head.split(b" ", 2)[1]), head, body
 
 
+def request_bytes(method: bytes, target: bytes, headers: dict[bytes, bytes] | None = None,
+                  body: bytes = b"") -> bytes:
+    """One HTTP/1.1 request, exactly as given; Content-Length is added unless given."""
+    headers = headers or {}
+    lines = [method + b" " + target + b" HTTP/1.1", b"Host: 127.0.0.1", b"Connection: close"]
+    lines += [name + b": " + value for name, value in headers.items()]
+    if (body or method != b"GET") and b"Content-Length" not in headers:
+        lines.append(b"Content-Length: " + str(len(body)).encode())
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
 def raw_request(port: int, method: bytes, target: bytes, headers: dict[bytes, bytes] | None = None,
                 body: bytes = b"", timeout: float = 15, follow: bool = True) -> tuple[int, bytes]:
     """(status, body) of one request, its target sent as given. A redirect is followed once,
     with the same method and body, and must stay under the path it came from."""
-    lines = [method + b" " + target + b" HTTP/1.1", b"Host: 127.0.0.1", b"Connection: close"]
-    lines += [name + b": " + value for name, value in (headers or {}).items()]
-    if body or method != b"GET":
-        lines.append(b"Content-Length: " + str(len(body)).encode())
-    status, head, answer = exchange(port, b"\r\n".join(lines) + b"\r\n\r\n" + body, timeout)
+    data = request_bytes(method, target, headers, body)
+    status, head, answer = exchange(port, data, timeout)
     if status == 307 and follow:  # Starlette's trailing-slash redirect: an id ending in %2f
         location = re.search(rb"(?im)^location: *https?://[^/]+(/\S*)", head).group(1)
         assert location.startswith(target.split(b"%")[0].split(b"?")[0][:14]), location
