@@ -333,7 +333,8 @@ def report(settings, month, kind, out):
 @click.option("--port", default=None, type=int, help="Default KB_PORT (8000).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option("--watch/--no-watch", default=True, show_default=True,
-              help="Reindex when files under content/ change, and at start if they did.")
+              help="Reindex when files under content/ change. Either way, files changed "
+                   "while no server ran are indexed at start.")
 @click.pass_obj
 def serve(settings, host, port, workers, watch):
     """Serve the API, the agents' page and the editors' page (/editor).

@@ -1,5 +1,6 @@
 """The one settings object. Read at the edges (CLI, server) and passed down explicitly."""
 
+import re
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -25,6 +26,11 @@ class Settings(BaseSettings):
     agent_tokens: SecretStr = Field(SecretStr(""), description="comma-separated bearer tokens "
                                     "agents need to search; editor tokens work too")
     watch: bool = Field(False, description="reindex when content/ changes (kb serve turns it on)")
+    # The HTTP edge. The body cap bounds the memory one request can take (an article is far
+    # smaller); CORS is off unless origins are named, so other sites' pages cannot call the API.
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="larger request bodies get 413")
+    cors_origins: str = Field("", description="comma-separated origins that may call the API "
+                                              "from a browser, e.g. https://ops.example.cn")
     # The query log (kb/querylog.py) behind `kb report`: data_dir/querylog.sqlite.
     query_log: bool = Field(True, description="log searches, masked, for the monthly report")
     log_retention_days: int = Field(365, ge=1, description="days a logged search is kept")
@@ -45,6 +51,19 @@ class Settings(BaseSettings):
     def agent_token_list(self) -> list[str]:
         """The tokens of KB_AGENT_TOKENS; none: search and reading are open."""
         return [t.strip() for t in self.agent_tokens.get_secret_value().split(",") if t.strip()]
+
+    def cors_origin_list(self) -> list[str]:
+        """The origins of KB_CORS_ORIGINS; empty when cross-origin calls are off."""
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in (o.strip() for o in value.split(",") if o.strip()):
+            if not re.fullmatch(r"https?://[^/\s]+/?", origin):
+                raise ValueError(f"KB_CORS_ORIGINS: '{origin}' is not an origin; write "
+                                 "scheme and host only, e.g. https://ops.example.cn")
+        return value
 
     @field_validator("timezone")
     @classmethod

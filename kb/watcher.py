@@ -62,16 +62,21 @@ class ContentWatcher:
             log.warning("skipped %s", error)
         return report
 
-    def run(self) -> None:
+    def run(self, once: bool = False) -> None:
         while not self._stop.is_set():
             try:
                 self.check()
             except Exception:  # a bad moment (say, the model failing) must not end watching
-                log.exception("reindexing content/ failed; trying again")
+                log.exception("reindexing content/ failed; %s",
+                              "run `kb index`" if once else "trying again")
+            if once:
+                return
             self._stop.wait(self.interval)
 
-    def start(self) -> "ContentWatcher":
-        self._thread = threading.Thread(target=self.run, name="kb-content-watcher", daemon=True)
+    def start(self, once: bool = False) -> "ContentWatcher":
+        """Watch in a daemon thread; `once`: only the first pass, the crash repair."""
+        self._thread = threading.Thread(target=self.run, args=(once,), daemon=True,
+                                        name="kb-content-repair" if once else "kb-content-watcher")
         self._thread.start()
         return self
 

@@ -5,14 +5,18 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from kb.config import Settings
 from kb.errors import BadQuery, KBError, NotFound
 from kb.knowledge_base import KnowledgeBase
+from kb.watcher import ContentWatcher
 from server.auth import require_reader
 from server.editor_routes import install as install_editor
+from server.limits import BodyLimit, invalid_request
 from server.log_routes import agent_id
 from server.log_routes import install as install_log
 from server.schemas import (
@@ -41,17 +45,34 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
     app = FastAPI(title="95598 知识库", version="0.1.0",
                   description="Standard answers for 95598 agents, ranked as they type.")
     app.state.kb = kb
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # server/limits.py
+    if settings.cors_origin_list():  # added last, so it is outermost: a 413 carries it too
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list(),
+                           allow_methods=["GET", "POST", "PUT", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type", "If-Match",
+                                          "X-Agent-Id"],
+                           expose_headers=["ETag"])
     querylog = install_log(app, settings, kb)  # feedback, events, /reports; None when off
 
     app.router.add_event_handler("startup", tune_for_serving)  # server/tuning.py
+
+    repair = ContentWatcher(kb)
 
     def load_index():
         try:
             kb.searcher()
         except KBError:
-            pass  # /readyz says why; searches answer 503 until an index exists
+            return  # /readyz says why; searches answer 503 until `kb index` has built one
+        if not settings.watch:
+            # The watcher's first pass indexes a file written but not indexed before a crash.
+            # Without a watcher, run that one pass in the background: agents are served from
+            # the loaded index meanwhile.
+            repair.start(once=True)
 
     app.router.add_event_handler("startup", load_index)
+    app.router.add_event_handler("shutdown", repair.stop)
+
+    app.add_exception_handler(RequestValidationError, invalid_request)
 
     @app.exception_handler(KBError)
     def kb_error(request: Request, exc: KBError):

@@ -1,25 +1,30 @@
-"""Property tests: the article parser, the query normaliser, the segmenter and the HTTP API take
-arbitrary input without crashing. Bounded example counts keep the run in seconds; failures
+"""Property tests: the article parser, the query normaliser, the segmenter, the importers and the
+HTTP API take arbitrary input without crashing. Bounded example counts keep the run in seconds; failures
 hypothesis finds are kept in .hypothesis/ and replayed first next time."""
 
+import csv
 import datetime as dt
+import io
+import json
 import shutil
+import tempfile
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
 from indexer.embedders import HashEmbedder
 from indexer.normalize import has_content, normalize, strip_fillers
 from indexer.segment import Segmenter, char_grams
-from kb.article import Article, dump_article, parse_article
+from kb.article import Article, dump_article, load_file, load_folder, parse_article
 from kb.config import Settings
-from kb.errors import ArticleError
+from kb.errors import ArticleError, SheetError
+from kb.importer import COLUMNS, import_sheet
 from kb.knowledge_base import KnowledgeBase
 from server.app import create_app
 
@@ -147,3 +152,103 @@ def test_openapi_operations_never_answer_5xx(app):
     print(f"\nschemathesis: {len(operations)} operations, {sum(statuses.values())} cases, "
           f"statuses {dict(sorted(statuses.items()))}")
     assert sum(statuses.values()) >= 50 and not any(code >= 500 for code in statuses)
+
+
+# The importers: any sheet gives imported articles or a SheetError, and an error writes nothing.
+
+COLUMN_NAMES = [*COLUMNS, "备注", "", " 答案 ", "ANSWER"]  # known, unknown, padded, upper case
+cells = st.one_of(
+    st.text(max_size=40),
+    line,  # printable text, as editors type it
+    st.sampled_from(["", " ", "=1+1", "'=cmd|' /C calc'!A0", "@SUM(A1)", "2025-01-01",
+                     "2025-13-45", "家里没电了怎么办", "电费可以通过哪些方式缴纳", "a|b｜c",
+                     "第一行\n第二行", "repair-home-outage", "Bad_ID", "../../etc/passwd",
+                     "<script>alert(1)</script>", "答复\n\n## 依据\n规定", "\ufeff标准问题"]),
+)
+# Half the headers have the two columns a sheet needs, so rows get checked too, not only headers.
+headers = st.one_of(
+    st.lists(st.one_of(st.sampled_from(COLUMN_NAMES), st.text(max_size=10)), max_size=8),
+    st.lists(st.sampled_from(COLUMN_NAMES), max_size=4).flatmap(
+        lambda more: st.permutations(["标准问题", "答案", *more])),
+)
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), cells),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                               max_size=3),
+    max_leaves=8)
+records = st.one_of(
+    st.dictionaries(st.one_of(st.sampled_from(COLUMN_NAMES), st.text(max_size=8)), json_values,
+                    max_size=8),
+    st.fixed_dictionaries({"question": cells, "answer": cells}, optional={
+        k: json_values for k in ("similar", "category", "tags", "id", "effective", "basis")}),
+)
+
+
+def files_of(folder: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def imports_or_refuses(write_sheet) -> None:
+    """Import a sheet written by write_sheet(folder) -> path into a fresh copy of the fixture
+    content: either every created article is a new file that reads back as planned, or a
+    SheetError comes and content/ is as it was."""
+    with tempfile.TemporaryDirectory() as tmp:
+        content = Path(tmp) / "content"
+        shutil.copytree(FIXTURES / "content", content)
+        path = write_sheet(Path(tmp))
+        before, existing = files_of(content), len(load_folder(content)[0])
+        try:
+            plan = import_sheet(path, content)
+        except SheetError as exc:
+            assert str(exc) and files_of(content) == before
+            event("refused")  # --hypothesis-show-statistics shows how often each way went
+            return
+        event(f"imported {len(plan.created) if len(plan.created) < 2 else 'several'}")
+        after = files_of(content)
+        assert {p: after[p] for p in before} == before  # nothing that was there changed
+        assert set(after) - set(before) == {Path(a.path) for a in plan.created}
+        for article in plan.created:
+            assert load_file(Path(article.path)) == article
+        articles, errors = load_folder(content)
+        assert not errors and len(articles) == existing + len(plan.created)
+
+
+@BOUNDED
+@given(headers, st.lists(st.lists(cells, max_size=9), max_size=6) | st.lists(
+    st.lists(cells, min_size=2, max_size=4), max_size=3),
+       st.sampled_from(["utf-8-sig", "utf-8", "gb18030"]), st.sampled_from([",", "\t"]))
+def test_a_csv_sheet_imports_or_is_refused_whole(header, rows, encoding, delimiter):
+    def write(folder: Path) -> Path:
+        text = io.StringIO(newline="")
+        csv.writer(text, delimiter=delimiter).writerows([header, *rows])
+        path = folder / ("sheet.tsv" if delimiter == "\t" else "sheet.csv")
+        path.write_bytes(text.getvalue().encode(encoding))
+        return path
+
+    imports_or_refuses(write)
+
+
+@BOUNDED
+@given(st.lists(st.one_of(records.map(lambda r: json.dumps(r, ensure_ascii=False)),
+                          json_values.map(json.dumps), st.text(max_size=30)), max_size=6))
+def test_a_jsonl_sheet_imports_or_is_refused_whole(lines):
+    def write(folder: Path) -> Path:
+        path = folder / "sheet.jsonl"
+        path.write_text("\n".join(lines), encoding="utf-8")
+        return path
+
+    imports_or_refuses(write)
+
+
+@BOUNDED
+@given(st.sampled_from(["sheet.csv", "sheet.tsv", "sheet.jsonl", "sheet.xlsx"]),
+       st.sampled_from([b"", "标准问题,答案\n".encode(), b'{"title": "x", "answer": "y"}\n',
+                        b"PK\x03\x04"]),
+       st.binary(max_size=500))
+def test_arbitrary_bytes_import_or_are_refused_whole(name, start, data):
+    def write(folder: Path) -> Path:
+        path = folder / name
+        path.write_bytes(start + data)
+        return path
+
+    imports_or_refuses(write)

@@ -1,12 +1,12 @@
-"""Trying to break it: bad input over real HTTP, hostile articles, load during reindexing, killed
-builds and damaged index files. docs/reliability.md records what these tests found.
+"""Trying to break it: bad input and bad bodies over real HTTP, hostile articles, load during
+reindexing and editor writes, killed builds, a crash before indexing and damaged index files.
+docs/reliability.md records what these tests found.
 
-The app is served by uvicorn in a thread on 127.0.0.1 and spoken to over raw sockets, so the
-bytes of a request (invalid UTF-8, encoded slashes, a 100 KB line) reach the server unchanged.
-Tests not about ranking use HashEmbedder; the load test uses the real e5 model, because sharing
-the model between concurrent requests is part of what it tests."""
+The app is served by uvicorn in a thread on 127.0.0.1 and spoken to over raw sockets
+(tests/served.py). Tests not about ranking use HashEmbedder; the load test during a full
+reindex uses the real e5 model, because sharing the model between concurrent requests is part
+of what it tests."""
 
-import hashlib
 import http.client
 import json
 import os
@@ -14,75 +14,31 @@ import random
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-import uvicorn
+from served import Served, exchange, folder_hash, raw_get, raw_request
 
 from indexer import segments
 from indexer.embedders import HashEmbedder
 from kb.article import Article, dump_article
 from kb.config import Settings
-from kb.errors import CorruptIndex
+from kb.errors import CorruptIndex, NotFound
 from kb.knowledge_base import KnowledgeBase
 from kb.store import Store
-from server.app import create_app
+from kb.watcher import POLL_SECONDS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-class Served:
-    """The real app under uvicorn in a thread, on a free port of 127.0.0.1."""
-
-    def __init__(self, kb: KnowledgeBase):
-        app = create_app(Settings(content_dir=kb.content_dir, data_dir=kb.data_dir), kb)
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        self.port = self.server.servers[0].sockets[0].getsockname()[1]
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-
-
-def raw_get(port: int, target: bytes, timeout: float = 15, follow: bool = True) -> tuple[int, bytes]:
-    """Send the request line as given; a hang fails the test through the socket timeout. A
-    redirect is followed once, and must stay under the path it came from."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    if status == 307 and follow:  # Starlette's trailing-slash redirect: an id ending in %2f
-        location = re.search(rb"(?im)^location: *https?://[^/]+(/\S*)", head).group(1)
-        assert location.startswith(target.split(b"%")[0].split(b"?")[0][:14]), location
-        return raw_get(port, location, timeout, follow=False)
-    return status, body
-
-
-def folder_hash(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
+TOKEN = "reliability-editor-token"
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +47,8 @@ def served(tmp_path_factory):
     shutil.copytree(FIXTURES / "content", root / "content")
     kb = KnowledgeBase(root / "content", root / "data", HashEmbedder())  # not about ranking
     kb.reindex()
-    with Served(kb) as s:
-        s.content = root / "content"
+    with Served(kb, editor_tokens=TOKEN) as s:
+        s.root, s.content = root, root / "content"
         s.content_hash = folder_hash(s.content)
         yield s
 
@@ -179,6 +135,115 @@ def test_bad_input_leaves_the_server_healthy(served):
     assert folder_hash(served.content) == served.content_hash
 
 
+# Bad bodies, to every route that takes one. The token is right and a PUT says If-Match: *, so
+# only the body stands between a request and a write; content/ must stay as it was.
+
+JSON = b"application/json"
+ARTICLE_BODY = {"title": "恶意请求测试文章", "category": "测试", "answer": "您好，这是一篇测试文章。"}
+EDITOR = {b"Authorization": b"Bearer " + TOKEN.encode(), b"If-Match": b"*"}
+LIMIT = Settings.model_fields["max_body_bytes"].default
+WRITES = {
+    "POST articles": (b"POST", b"/api/articles"),
+    "PUT article": (b"PUT", b"/api/articles/repair-home-outage"),
+    "POST feedback": (b"POST", b"/api/feedback"),
+    "POST events": (b"POST", b"/api/events"),
+}
+BAD_BODIES = {
+    "empty": (JSON, b""),
+    "malformed json": (JSON, b'{"title": "x", "answer": '),
+    "two json values": (JSON, b'{"title": "x"} {"answer": "y"}'),
+    "invalid utf-8": (JSON, b'{"title": "\xff\xfe\xe5"}'),
+    "json array": (JSON, b'[{"title": "x"}]'),
+    "json string": (JSON, b'"an article"'),
+    "json null": (JSON, b"null"),
+    "json 1e999": (JSON, b"1e999"),
+    "json NaN": (JSON, b"NaN"),
+    "nested 100,000 deep": (JSON, b"[" * 100_000 + b"]" * 100_000),
+    "nested 900 deep": (JSON, b'{"title": ' + b"[" * 900 + b"]" * 900 + b"}"),
+    "nested 300 deep": (JSON, b'{"title": ' + b'{"a": ' * 300 + b"1" + b"}" * 301),
+    "no content type, malformed": (None, b"{title"),
+    "text/plain article": (b"text/plain", json.dumps(ARTICLE_BODY | {"id": "plain-text"}).encode()),
+    "form-encoded": (b"application/x-www-form-urlencoded", b"title=x&category=y&answer=z"),
+    "multipart": (b"multipart/form-data; boundary=b",
+                  b'--b\r\nContent-Disposition: form-data; name="title"\r\n\r\nx\r\n--b--\r\n'),
+    "xml": (b"application/xml", b"<article><title>x</title></article>"),
+}
+
+
+@pytest.mark.parametrize("content_type, body", BAD_BODIES.values(), ids=BAD_BODIES.keys())
+@pytest.mark.parametrize("method, target", WRITES.values(), ids=WRITES.keys())
+def test_a_bad_body_gets_a_4xx_with_a_reason(served, method, target, content_type, body):
+    headers = EDITOR | ({b"Content-Type": content_type} if content_type else {})
+    status, answer = raw_request(served.port, method, target, headers, body)
+    assert 400 <= status < 500, (status, answer[:300])
+    assert json.loads(answer)["detail"]
+    assert folder_hash(served.content) == served.content_hash
+
+
+def request_head(method: bytes, target: bytes, *lines: bytes) -> bytes:
+    return b"\r\n".join([method + b" " + target + b" HTTP/1.1", b"Host: 127.0.0.1",
+                         b"Content-Type: application/json",
+                         *(name + b": " + value for name, value in EDITOR.items()), *lines])
+
+
+@pytest.mark.parametrize("method, target", WRITES.values(), ids=WRITES.keys())
+def test_an_oversized_body_is_413_before_it_is_read(served, method, target):
+    """Content-Length is 1 byte over the limit and no body follows: a server that read the body
+    before deciding would wait for it until the socket timeout fails the test."""
+    head = request_head(method, target, b"Content-Length: " + str(LIMIT + 1).encode())
+    status, _, answer = exchange(served.port, head + b"\r\n\r\n")
+    assert status == 413, answer[:300]
+    detail = json.loads(answer)["detail"]
+    assert "KB_MAX_BODY_BYTES" in detail and f"{LIMIT + 1:,} bytes" in detail
+    assert folder_hash(served.content) == served.content_hash
+
+
+@pytest.mark.parametrize("method, target", WRITES.values(), ids=WRITES.keys())
+def test_an_oversized_chunked_body_is_413_as_it_arrives(served, method, target):
+    """No Content-Length: the bytes are counted as the chunks come. The body ends 1 byte over
+    the limit without its closing chunk, so only counting can answer before the timeout."""
+    piece = b"x" * 65_536
+    chunks = (b"10000\r\n" + piece + b"\r\n") * (LIMIT // len(piece)) + b"1\r\nx\r\n"
+    head = request_head(method, target, b"Transfer-Encoding: chunked")
+    status, _, answer = exchange(served.port, head + b"\r\n\r\n" + chunks)
+    assert status == 413, answer[:300]
+    assert f"over {LIMIT:,} bytes" in json.loads(answer)["detail"]
+    assert folder_hash(served.content) == served.content_hash
+
+
+def test_a_body_under_the_limit_is_read_and_validated(served):
+    body = json.dumps(ARTICLE_BODY | {"id": "big-answer", "answer": "长" * (LIMIT // 4)},
+                      ensure_ascii=False).encode()
+    assert LIMIT // 2 < len(body) < LIMIT
+    status, answer = raw_request(served.port, b"POST", b"/api/articles",
+                                 EDITOR | {b"Content-Type": JSON}, body)
+    assert status == 422 and "at most 20000 characters" in answer.decode()
+    assert folder_hash(served.content) == served.content_hash
+
+
+ID_ATTACKS = {name: t for name, t in BAD_REQUESTS.items() if t.startswith(b"/api/articles/")}
+ID_ATTACKS |= {
+    "%2E%2E%2F upper case": b"/api/articles/%2E%2E%2Fcontent%2Frepair%2Frepair-home-outage",
+    "..%2f to an article": b"/api/articles/..%2frepair%2frepair-home-outage",
+    ".%2e": b"/api/articles/.%2e",
+    "%2e%2e": b"/api/articles/%2e%2e",
+    "%2e%2e%2f%2e%2e%2fREADME": b"/api/articles/%2e%2e%2f%2e%2e%2fREADME",
+    "id.md": b"/api/articles/repair-home-outage.md",
+}
+
+
+@pytest.mark.parametrize("target", ID_ATTACKS.values(), ids=ID_ATTACKS.keys())
+@pytest.mark.parametrize("method", [b"PUT", b"DELETE"])
+def test_a_malicious_id_cannot_write_or_delete(served, method, target):
+    body = json.dumps(ARTICLE_BODY).encode() if method == b"PUT" else b""
+    status, answer = raw_request(served.port, method, target, EDITOR | {b"Content-Type": JSON},
+                                 body)
+    assert 400 <= status < 500, (status, answer[:300])
+    assert answer.strip(), "a refusal must say why"
+    assert folder_hash(served.content) == served.content_hash
+    assert sorted(p.name for p in served.root.iterdir()) == ["content", "data"]
+
+
 # Articles cannot inject script.
 
 HOSTILE_BODIES = {
@@ -225,94 +290,170 @@ def test_articles_cannot_inject_script(tmp_path):
             assert f"安全测试{n}" in article["answer_html"] and f"依据{n}" in article["basis_html"]
 
 
-# Under load: 16 searchers during a full reindex and a burst of edits.
+# Under load: 16 searchers during a full reindex, a burst of file edits and a burst of editor PUTs.
 
-PROBE = "---\nid: load-probe\ntitle: 负载探针文章\ncategory: 测试\n---\n您好，探针版本 {v} 号。\n"
+PROBE = "---\nid: {id}\ntitle: 负载探针文章{t}\ncategory: 测试\n---\n您好，探针版本 {v} 号。\n"
 NEW = ("---\nid: load-new-{i}\ntitle: 第{i}个新增的问题怎么办理\ncategory: 测试\n---\n"
        "您好，这是新增文章{i}。\n")
-SEARCHERS, MIN_EACH, MAX_EACH, EDITS = 16, 60, 400, 8
+SEARCHERS, MIN_EACH, MAX_EACH, EDITS, PUTS = 16, 60, 400, 8, 16
 QUERIES = ["家里突然没电了", "电费怎么交", "抢修多久能到", "计划停电通知", "欠费停电怎么恢复",
            "电费为什么这么高", "负载探针", "新增的问题"]
 
 
-def snapshot_state(answers: list[dict]) -> tuple[frozenset, str]:
-    """What a result list says about its snapshot: the article set and the probe's version."""
-    probe = next((a["answer"] for a in answers if a["id"] == "load-probe"), "")
-    return frozenset(a["id"] for a in answers), probe
+def snapshot_state(answers: list[dict]) -> tuple[frozenset, tuple]:
+    """What a result list says about its snapshot: the article set and each probe's version.
+    With k=50 every article of these small folders is a candidate, so a list holds them all."""
+    probes = tuple(sorted((a["id"], a["answer"]) for a in answers
+                          if a["id"].startswith("load-probe")))
+    return frozenset(a["id"] for a in answers), probes
+
+
+@dataclass
+class Seen:
+    """What the searcher threads got: each answer's snapshot_state, when, and any failure."""
+
+    states: list = field(default_factory=list)
+    stamps: list[float] = field(default_factory=list)
+    errors: list = field(default_factory=list)
+
+
+def search_while(writing: threading.Event, port: int, n: int, seen: Seen) -> None:
+    """One agent: searches over keep-alive until the writer is done (at least MIN_EACH)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    done = 0
+    while done < MAX_EACH and (done < MIN_EACH or writing.is_set()):
+        q = quote(QUERIES[(n + done) % len(QUERIES)])
+        try:
+            conn.request("GET", f"/api/search?k=50&q={q}")
+            r = conn.getresponse()
+            body = r.read()
+            if r.status != 200:
+                seen.errors.append((r.status, body[:200]))
+            else:
+                seen.states.append(snapshot_state(json.loads(body)["results"]))
+                seen.stamps.append(time.monotonic())
+        except Exception as exc:  # noqa: BLE001 - every failure counts as an error
+            seen.errors.append(repr(exc))
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        done += 1
+    conn.close()
+
+
+def under_load(port: int, write) -> Seen:
+    """Run write() while SEARCHERS agents search; what they saw."""
+    seen, writing = Seen(), threading.Event()
+    writing.set()
+
+    def writer():
+        try:
+            write()
+        finally:
+            writing.clear()
+
+    threads = [threading.Thread(target=search_while, args=(writing, port, n, seen))
+               for n in range(SEARCHERS)]
+    for t in threads:
+        t.start()
+    thread = threading.Thread(target=writer)
+    thread.start()
+    thread.join(timeout=300)
+    for t in threads:
+        t.join(timeout=300)
+    return seen
 
 
 def test_sixteen_searchers_during_full_reindex_and_edits(tmp_path, e5):
     content = tmp_path / "content"
     shutil.copytree(FIXTURES / "content", content)
-    (content / "repair" / "load-probe.md").write_text(PROBE.format(v=0), encoding="utf-8")
+    (content / "repair" / "load-probe.md").write_text(PROBE.format(id="load-probe", t="", v=0), encoding="utf-8")
     kb = KnowledgeBase(content, tmp_path / "data", e5)
     kb.reindex()
     states = {snapshot_state(kb.articles())}
-    seen, errors, stamps = [], [], []
-    writing = threading.Event()
-    writing.set()
     phases: dict[str, tuple[float, float]] = {}
 
-    def writer():
-        try:
-            t0 = time.monotonic()
-            kb.reindex(full=True)
+    def write():
+        t0 = time.monotonic()
+        kb.reindex(full=True)
+        states.add(snapshot_state(kb.articles()))
+        phases["full"] = (t0, time.monotonic())
+        t0 = time.monotonic()
+        for i in range(1, EDITS + 1):
+            (content / "repair" / f"load-new-{i}.md").write_text(NEW.format(i=i),
+                                                                 encoding="utf-8")
+            (content / "repair" / "load-probe.md").write_text(PROBE.format(id="load-probe", t="", v=i),
+                                                              encoding="utf-8")
+            kb.reindex()
             states.add(snapshot_state(kb.articles()))
-            phases["full"] = (t0, time.monotonic())
-            t0 = time.monotonic()
-            for i in range(1, EDITS + 1):
-                (content / "repair" / f"load-new-{i}.md").write_text(NEW.format(i=i),
-                                                                     encoding="utf-8")
-                (content / "repair" / "load-probe.md").write_text(PROBE.format(v=i),
-                                                                  encoding="utf-8")
-                kb.reindex()
-                states.add(snapshot_state(kb.articles()))
-            phases["edits"] = (t0, time.monotonic())
-        finally:
-            writing.clear()
-
-    def searcher(n: int, port: int):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        done = 0
-        while done < MAX_EACH and (done < MIN_EACH or writing.is_set()):
-            q = quote(QUERIES[(n + done) % len(QUERIES)])
-            try:
-                conn.request("GET", f"/api/search?k=50&q={q}")
-                r = conn.getresponse()
-                body = r.read()
-                if r.status != 200:
-                    errors.append((r.status, body[:200]))
-                else:
-                    seen.append(snapshot_state(json.loads(body)["results"]))
-                    stamps.append(time.monotonic())
-            except Exception as exc:  # noqa: BLE001 - every failure counts as an error
-                errors.append(repr(exc))
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            done += 1
-        conn.close()
+        phases["edits"] = (t0, time.monotonic())
 
     with Served(kb) as s:
-        threads = [threading.Thread(target=searcher, args=(n, s.port)) for n in range(SEARCHERS)]
-        for t in threads:
-            t.start()
-        write = threading.Thread(target=writer)
-        write.start()
-        write.join(timeout=300)
-        for t in threads:
-            t.join(timeout=300)
-    assert not errors, errors[:5]
+        seen = under_load(s.port, write)
+    assert not seen.errors, seen.errors[:5]
     assert len(states) == EDITS + 1  # the full build holds what the first did; one per edit
-    torn = [x for x in seen if x not in states]
+    torn = [x for x in seen.states if x not in states]
     assert not torn, torn[:3]
-    during = {name: sum(a <= t <= b for t in stamps) for name, (a, b) in phases.items()}
-    print(f"\nload: {len(seen)} searches by {SEARCHERS} threads, {len(errors)} errors, "
-          f"{len(set(seen))} snapshots seen of {len(states)}, "
+    during = {name: sum(a <= t <= b for t in seen.stamps) for name, (a, b) in phases.items()}
+    print(f"\nload: {len(seen.states)} searches by {SEARCHERS} threads, {len(seen.errors)} "
+          f"errors, {len(set(seen.states))} snapshots seen of {len(states)}, "
           f"{during['full']} during the full reindex, {during['edits']} during {EDITS} edits")
     assert during["full"] > 0 and during["edits"] > 0
 
 
-# Faults: kill -9 of a build, damaged index files, SQLite settings.
+def test_sixteen_searchers_during_a_burst_of_editor_puts(tmp_path):
+    """PUTs as the editor page sends them (token, If-Match from the last answer), alternating
+    between two probe articles, so an answer that mixed two snapshots would pair one probe's
+    new version with the other's old one. HashEmbedder: this is about snapshots, not ranking."""
+    content = tmp_path / "content"
+    shutil.copytree(FIXTURES / "content", content)
+    probes = {"load-probe-a": "甲", "load-probe-b": "乙"}
+    for probe, t in probes.items():
+        (content / "repair" / f"{probe}.md").write_text(PROBE.format(id=probe, t=t, v=0),
+                                                        encoding="utf-8")
+    kb = KnowledgeBase(content, tmp_path / "data", HashEmbedder())
+    kb.reindex()
+    states = {snapshot_state(kb.articles())}
+    puts: list[tuple[int, bytes]] = []
+    window: list[float] = []
+
+    def write():
+        conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
+        etags = {}
+        for probe in probes:
+            conn.request("GET", f"/api/articles/{probe}")
+            r = conn.getresponse()
+            r.read()
+            etags[probe] = r.getheader("ETag")
+        window.append(time.monotonic())
+        for i in range(1, PUTS + 1):
+            probe = list(probes)[i % 2]
+            body = {"title": f"负载探针文章{probes[probe]}", "category": "测试",
+                    "answer": f"您好，探针版本 {i} 号。"}
+            conn.request("PUT", f"/api/articles/{probe}", body=json.dumps(body).encode(),
+                         headers={"Authorization": f"Bearer {TOKEN}", "If-Match": etags[probe],
+                                  "Content-Type": "application/json"})
+            r = conn.getresponse()
+            puts.append((r.status, r.read()[:200]))
+            etags[probe] = r.getheader("ETag")
+            states.add(snapshot_state(kb.articles()))  # the PUT answered once it was live
+        window.append(time.monotonic())
+        conn.close()
+
+    with Served(kb, editor_tokens=TOKEN) as s:
+        seen = under_load(s.port, write)
+    assert [status for status, _ in puts] == [200] * PUTS, puts
+    assert not seen.errors, seen.errors[:5]
+    assert len(states) == PUTS + 1
+    torn = [x for x in seen.states if x not in states]
+    assert not torn, torn[:3]
+    during = sum(window[0] <= t <= window[1] for t in seen.stamps)
+    print(f"\nload: {len(seen.states)} searches by {SEARCHERS} threads, {len(seen.errors)} "
+          f"errors, {len(set(seen.states))} snapshots seen of {len(states)}, {during} during "
+          f"{PUTS} editor PUTs")
+    assert during > 0 and len(set(seen.states)) > 1
+
+
+# Faults: kill -9 of a build, damaged index files, a crash before indexing, SQLite settings.
 
 
 def synthetic_articles(folder: Path, n: int) -> None:
@@ -423,6 +564,40 @@ def test_damaged_index_file_says_how_to_rebuild(hash_kb, monkeypatch, name, dama
         fresh.reindex(full=True)  # what the message says to do
         status, body = raw_get(s.port, b"/api/search?q=%E5%81%9C%E7%94%B5")
         assert status == 200 and json.loads(body)["results"]
+
+
+CRASHED = ("---\nid: crash-left-this\ntitle: 变压器嗡嗡响声音很大\ncategory: 故障报修\n---\n"
+           "您好，我为您登记，供电公司会派人检查。\n")
+
+
+def wait_for(predicate, seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_crash_before_indexing_is_repaired_at_the_next_start_without_the_watcher(hash_kb,
+                                                                                  content):
+    """As `kb serve --no-watch` after a crash between writing an article file and indexing it:
+    the start indexes the file in the background and serves the old index meanwhile."""
+    hash_kb.reindex()
+    (content / "repair" / "crash-left-this.md").write_text(CRASHED, encoding="utf-8")
+    with pytest.raises(NotFound):
+        hash_kb.get("crash-left-this")
+    with Served(hash_kb, watch=False) as s:
+        status, body = raw_get(s.port, b"/readyz")
+        assert status == 200 and json.loads(body)["ready"]
+        assert wait_for(lambda: raw_get(s.port, b"/api/articles/crash-left-this")[0] == 200)
+        status, body = raw_get(s.port, b"/api/search?q=" + quote("变压器嗡嗡响声音很大").encode())
+        assert json.loads(body)["results"][0]["id"] == "crash-left-this"
+        # One pass at the start, not a watcher: a file written now waits for `kb index`.
+        (content / "repair" / "later.md").write_text(
+            CRASHED.replace("crash-left-this", "later").replace("变压器", "电线杆"), "utf-8")
+        time.sleep(3 * POLL_SECONDS)
+        assert raw_get(s.port, b"/api/articles/later")[0] == 404
 
 
 def test_sqlite_store_uses_wal_and_a_busy_timeout(hash_kb):
