@@ -54,11 +54,26 @@ def publish(folder: Path, manifest: dict) -> None:
     _fsync_dir(folder.parent)
 
 
+def pointer_name(index_dir: Path) -> str | None:
+    """The live snapshot's folder name from the pointer file; None when there is none yet."""
+    try:
+        name = (index_dir / POINTER).read_bytes().decode("utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorruptIndex(f"index pointer {index_dir / POINTER} is unreadable ({exc}): "
+                           "rebuild it with `kb index --full`") from None
+    if not name or name != Path(name).name or name.startswith("."):
+        raise CorruptIndex(f"index pointer {index_dir / POINTER} names no snapshot folder "
+                           f"({name[:80]!r}): rebuild it with `kb index --full`")
+    return name
+
+
 def current_folder(index_dir: Path) -> Path:
-    pointer = index_dir / POINTER
-    if not pointer.exists():
+    name = pointer_name(index_dir)
+    if name is None:
         raise NoIndex(f"no index in {index_dir}: run `kb index`")
-    folder = index_dir / pointer.read_text(encoding="utf-8").strip()
+    folder = index_dir / name
     check(folder)
     return folder
 

@@ -205,8 +205,7 @@ class KnowledgeBase:
     def searcher(self) -> Searcher:
         """The searcher of the live snapshot, reloaded when a new snapshot has been published.
         A caller keeps the object it got for a whole request, so a request never mixes two."""
-        name = (self.index_dir / snapshot.POINTER).read_text(encoding="utf-8").strip() \
-            if (self.index_dir / snapshot.POINTER).exists() else None
+        name = snapshot.pointer_name(self.index_dir)
         if self._searcher is None or name != self._searcher_name:
             with self._lock:
                 if self._searcher is None or name != self._searcher_name:

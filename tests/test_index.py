@@ -139,3 +139,14 @@ def test_a_request_cuts_its_query_with_the_snapshot_it_scores_on(hash_kb, conten
     assert "峰谷平段" in hash_kb.prepare("峰谷平段电价").words
     assert hash_kb.prepare("峰谷平段电价", held).words == before
     assert "峰谷平段" not in before
+
+
+@pytest.mark.parametrize("pointer", [b"\xff\xfe\x00snap", b"../../etc", b"", b".hidden"])
+def test_a_damaged_pointer_file_says_how_to_rebuild(hash_kb, pointer):
+    hash_kb.reindex()
+    (hash_kb.index_dir / snapshot.POINTER).write_bytes(pointer)
+    fresh = KnowledgeBase(hash_kb.content_dir, hash_kb.data_dir, HashEmbedder())
+    with pytest.raises(CorruptIndex, match="kb index --full"):
+        fresh.search("电费怎么交")
+    fresh.reindex(full=True)
+    assert len(fresh.search("电费怎么交", 6)) == 6
