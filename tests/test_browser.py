@@ -1,15 +1,12 @@
 """The agents' page in Debian's headless Chromium against the real app served by uvicorn."""
 
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-import uvicorn
-from playwright.sync_api import Page, expect, sync_playwright
+from browsing import chromium, serving
+from playwright.sync_api import Page, expect
 
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
@@ -17,7 +14,6 @@ from server.app import create_app
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
 FIXTURES = Path(__file__).parent / "fixtures"
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
 WIDE = {"width": 1366, "height": 768}
@@ -35,35 +31,14 @@ def base_url(tmp_path_factory, e5):
     kb = KnowledgeBase(root / "content", root / "data", e5)
     kb.reindex()
     app = create_app(Settings(content_dir=root / "content", data_dir=root / "data"), kb)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))  # the port is ours from here on: no race with other tests
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
+    with serving(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium "
-                    "fonts-wqy-microhei); Playwright never downloads a browser here")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 def open_page(browser, base_url, viewport=WIDE, init_script=None):

@@ -2,15 +2,13 @@
 Debian's headless Chromium against the real app, checked in the real query-log file."""
 
 import shutil
-import socket
 import sqlite3
-import threading
 import time
 from pathlib import Path
 
 import pytest
-import uvicorn
-from playwright.sync_api import Page, expect, sync_playwright
+from browsing import chromium, serving
+from playwright.sync_api import Page, expect
 
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
@@ -19,7 +17,6 @@ from server.app import create_app
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
 FIXTURES = Path(__file__).parent / "fixtures"
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
 expect.set_options(timeout=15_000)
@@ -33,31 +30,14 @@ def served(tmp_path_factory, e5):
     kb = KnowledgeBase(root / "content", root / "data", e5)
     kb.reindex()
     app = create_app(Settings(content_dir=root / "content", data_dir=root / "data"), kb)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", app
-    server.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
+    with serving(app) as url:
+        yield url, app
 
 
 @pytest.fixture
 def page(served):
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make browser`")
     base_url, _ = served
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=["--no-sandbox", "--disable-gpu",
-                                          "--disable-background-networking"])
+    with chromium() as browser:
         context = browser.new_context(base_url=base_url, viewport={"width": 1366, "height": 768},
                                       locale="zh-CN",
                                       permissions=["clipboard-read", "clipboard-write"])
@@ -66,7 +46,6 @@ def page(served):
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto("/?agent=A042")
         yield page
-        browser.close()
     assert errors == []
 
 

@@ -7,14 +7,11 @@ handler attribute, a frame). HashEmbedder: the article is found by its words, an
 about ranking."""
 
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
-import uvicorn
-from playwright.sync_api import Page, expect, sync_playwright
+from browsing import chromium, serving
+from playwright.sync_api import Page, expect
 
 from indexer.embedders import HashEmbedder
 from kb.article import Article, dump_article
@@ -24,7 +21,6 @@ from server.app import create_app
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
 FIXTURES = Path(__file__).parent / "fixtures"
 TOKEN = "xss-editor-token"
 expect.set_options(timeout=15_000)
@@ -87,34 +83,14 @@ def base_url(tmp_path_factory):
     assert not report.errors and kb.get("hostile-xss")["title"] == TITLE
     app = create_app(Settings(content_dir=kb.content_dir, data_dir=kb.data_dir,
                               editor_tokens=TOKEN), kb)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
+    with serving(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make browser`; Playwright never downloads "
-                    "a browser here")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
