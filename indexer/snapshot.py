@@ -51,7 +51,7 @@ def publish(folder: Path, manifest: dict) -> None:
     tmp = folder.parent / f".{POINTER}.{uuid.uuid4().hex[:6]}"
     tmp.write_text(folder.name, encoding="utf-8")
     os.replace(tmp, folder.parent / POINTER)
-    _fsync_dir(folder.parent)
+    fsync_dir(folder.parent)
 
 
 def pointer_name(index_dir: Path) -> str | None:
@@ -112,7 +112,7 @@ def clean(index_dir: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -6,7 +6,6 @@ content/ stays the source of truth: an edit is an ordinary Markdown file that gi
 the index is rebuilt from the files, never the other way round."""
 
 import datetime as dt
-import fcntl
 import json
 import os
 import re
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from indexer.build import article_from_record
 from indexer.passages import plain_text
+from indexer.snapshot import fsync_dir
 from kb.article import BASIS_HEADING, Article, content_hash, dump_article, parse_article
 from kb.errors import (
     ArticleError,
@@ -34,6 +34,7 @@ from kb.errors import (
 )
 from kb.knowledge_base import IndexReport, KnowledgeBase
 from kb.lint import SPOKEN_LIMIT, clashes, question_owners
+from kb.locks import file_lock
 from kb.regressions import SavedCheck, SavedTests
 
 EDITOR_FOLDER = "editor"  # new articles of a category no folder holds yet
@@ -148,12 +149,6 @@ def write_atomic(path: Path, text: str) -> None:
     fsync_dir(path.parent)
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def folder_for(category: str, records: Iterable[dict], content_dir: Path,
@@ -301,13 +296,8 @@ class Editor:
 
     @contextmanager
     def _locked(self):
-        self.kb.data_dir.mkdir(parents=True, exist_ok=True)
-        with self._lock, open(self.kb.data_dir / "edit.lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with self._lock, file_lock(self.kb.data_dir / "edit.lock"):
+            yield
 
     @contextmanager
     def _writing(self):

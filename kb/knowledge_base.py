@@ -1,6 +1,5 @@
 """KnowledgeBase: the one object the CLI and the server call."""
 
-import fcntl
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from indexer.search import Hit, Query, RankParams, Searcher
 from indexer.segment import load_dictionary
 from indexer.segments import read_json
 from kb.errors import ArticleError, BadQuery, KBError, NotFound
+from kb.locks import file_lock
 from kb.scan import scan
 from kb.store import Store, text_key
 
@@ -183,15 +183,8 @@ class KnowledgeBase:
         with self._store() as store:
             return self._cached_embed(store, IndexReport(), None)(texts, embed_kind("title"))
 
-    @contextmanager
     def _build_lock(self):
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.data_dir / "build.lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        return file_lock(self.data_dir / "build.lock")
 
     @contextmanager
     def _store(self):
