@@ -86,7 +86,7 @@ def search(settings, query, k, category, as_json):
     hits = open_kb(settings).search(query, k=k, category=category)
     if as_json:
         rows = [{k: v for k, v in asdict(h).items() if k != "article"} | {
-            "answer": h.article["answer"]} for h in hits]
+            "answer": h.article["answer"], "answer_html": h.article["answer_html"]} for h in hits]
         click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
         return
     if not hits:

@@ -61,6 +61,7 @@ def test_search_json(indexed):
     result = indexed("search", "在哪交电费", "--json", "--k", "1")
     rows = json.loads(result.output)
     assert rows[0]["id"] == "pay-channels" and "网上国网" in rows[0]["answer"]
+    assert rows[0]["answer_html"].startswith("<p>") and "网上国网" in rows[0]["answer_html"]
     assert set(rows[0]) >= {"score", "lexical", "dense", "confident", "matched_text"}
 
 
