@@ -1,6 +1,7 @@
 """What the browser tests share: the real app served by uvicorn on a free 127.0.0.1 port in a
 background thread, and Debian's headless Chromium (Playwright never downloads a browser here)."""
 
+import shutil
 import socket
 import threading
 import time
@@ -11,7 +12,27 @@ import pytest
 import uvicorn
 from playwright.sync_api import sync_playwright
 
+from kb.config import Settings
+from kb.knowledge_base import KnowledgeBase
+from server.app import create_app
+
 CHROMIUM = Path("/usr/bin/chromium")
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@contextmanager
+def serving_fixtures(root: Path, embedder, extra: dict[str, str] | None = None, **settings):
+    """A copy of the fixture content in root (plus `extra` files: relative path -> text),
+    indexed and served; yields (base URL, KnowledgeBase, app)."""
+    shutil.copytree(FIXTURES / "content", root / "content")
+    for name, text in (extra or {}).items():
+        (root / "content" / name).write_text(text, encoding="utf-8")
+    kb = KnowledgeBase(root / "content", root / "data", embedder)
+    report = kb.reindex()
+    assert not report.errors, report.errors
+    app = create_app(Settings(content_dir=kb.content_dir, data_dir=kb.data_dir, **settings), kb)
+    with serving(app) as url:
+        yield url, kb, app
 
 
 @contextmanager

@@ -34,3 +34,13 @@ def kb(content, tmp_path, e5) -> KnowledgeBase:
 def hash_kb(content, tmp_path) -> KnowledgeBase:
     """For tests about storage and caching, not ranking: a counting stand-in embedder."""
     return KnowledgeBase(content, tmp_path / "data", HashEmbedder())
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for every browser test (tests/browsing.py); each test opens its
+    own context, so nothing carries over between tests."""
+    from browsing import chromium  # Playwright is loaded only when a browser test runs
+
+    with chromium() as browser:
+        yield browser

@@ -2,20 +2,13 @@
 (KB_AGENT_TOKENS): the token comes once in the address, is kept for the tab and sent as a header;
 without it the page says what to do."""
 
-import shutil
-from pathlib import Path
 
 import pytest
-from browsing import chromium, serving
+from browsing import serving_fixtures
 from playwright.sync_api import expect
-
-from kb.config import Settings
-from kb.knowledge_base import KnowledgeBase
-from server.app import create_app
 
 pytestmark = pytest.mark.browser
 
-FIXTURES = Path(__file__).parent / "fixtures"
 TOKEN = "browser-agent-token"
 
 expect.set_options(timeout=15_000)  # a margin for a loaded machine, not an expectation
@@ -25,19 +18,8 @@ expect.set_options(timeout=15_000)  # a margin for a loaded machine, not an expe
 def base_url(tmp_path_factory, e5):
     """The real app with an agents' token, on a free 127.0.0.1 port in a background thread."""
     root = tmp_path_factory.mktemp("agent-browser")
-    shutil.copytree(FIXTURES / "content", root / "content")
-    kb = KnowledgeBase(root / "content", root / "data", e5)
-    kb.reindex()
-    app = create_app(Settings(content_dir=kb.content_dir, data_dir=kb.data_dir,
-                              agent_tokens=TOKEN), kb)
-    with serving(app) as url:
+    with serving_fixtures(root, e5, agent_tokens=TOKEN) as (url, _, _):
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

@@ -1,20 +1,14 @@
 """The agents' page in Debian's headless Chromium against the real app served by uvicorn."""
 
-import shutil
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from browsing import chromium, serving
+from browsing import serving_fixtures
 from playwright.sync_api import Page, expect
-
-from kb.config import Settings
-from kb.knowledge_base import KnowledgeBase
-from server.app import create_app
 
 pytestmark = pytest.mark.browser
 
-FIXTURES = Path(__file__).parent / "fixtures"
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
 WIDE = {"width": 1366, "height": 768}
 NARROW = {"width": 390, "height": 844}
@@ -27,18 +21,8 @@ expect.set_options(timeout=15_000)
 def base_url(tmp_path_factory, e5):
     """The real app on a free 127.0.0.1 port, in a background thread."""
     root = tmp_path_factory.mktemp("browser")
-    shutil.copytree(FIXTURES / "content", root / "content")
-    kb = KnowledgeBase(root / "content", root / "data", e5)
-    kb.reindex()
-    app = create_app(Settings(content_dir=root / "content", data_dir=root / "data"), kb)
-    with serving(app) as url:
+    with serving_fixtures(root, e5) as (url, _, _):
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
 
 
 def open_page(browser, base_url, viewport=WIDE, init_script=None):

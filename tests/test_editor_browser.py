@@ -1,22 +1,17 @@
 """The editors' page in Debian's headless Chromium against the real app served by uvicorn:
 edit an article, then find it by its new similar question in hit testing."""
 
-import shutil
 from pathlib import Path
 
 import pytest
-from browsing import chromium, serving
+from browsing import serving_fixtures
 from playwright.sync_api import Page, expect
 
 from indexer.search import RankParams
 from kb.article import load_file
-from kb.config import Settings
-from kb.knowledge_base import KnowledgeBase
-from server.app import create_app
 
 pytestmark = pytest.mark.browser
 
-FIXTURES = Path(__file__).parent / "fixtures"
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
 TOKEN = "browser-editor-token"
 
@@ -28,19 +23,8 @@ expect.set_options(timeout=30_000)
 def server(tmp_path, e5):
     """The real app, with an editor token, on a free 127.0.0.1 port in a background thread.
     Per test: each one edits the content."""
-    shutil.copytree(FIXTURES / "content", tmp_path / "content")
-    kb = KnowledgeBase(tmp_path / "content", tmp_path / "data", e5)
-    kb.reindex()
-    app = create_app(Settings(content_dir=kb.content_dir, data_dir=kb.data_dir,
-                              editor_tokens=TOKEN), kb)
-    with serving(app) as url:
+    with serving_fixtures(tmp_path, e5, editor_tokens=TOKEN) as (url, kb, _):
         yield url, kb
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

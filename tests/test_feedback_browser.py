@@ -1,23 +1,18 @@
 """The agents' page's 有用/没用 block and its opened/copied events (server/static/feedback.js), in
 Debian's headless Chromium against the real app, checked in the real query-log file."""
 
-import shutil
 import sqlite3
 import time
 from pathlib import Path
 
 import pytest
-from browsing import chromium, serving
+from browsing import serving_fixtures
 from playwright.sync_api import Page, expect
 
-from kb.config import Settings
-from kb.knowledge_base import KnowledgeBase
 from kb.querylog import LOG_FILE
-from server.app import create_app
 
 pytestmark = pytest.mark.browser
 
-FIXTURES = Path(__file__).parent / "fixtures"
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
 expect.set_options(timeout=15_000)
 
@@ -26,26 +21,22 @@ expect.set_options(timeout=15_000)
 def served(tmp_path_factory, e5):
     """The real app on a free port; yields (base url, app)."""
     root = tmp_path_factory.mktemp("feedback")
-    shutil.copytree(FIXTURES / "content", root / "content")
-    kb = KnowledgeBase(root / "content", root / "data", e5)
-    kb.reindex()
-    app = create_app(Settings(content_dir=root / "content", data_dir=root / "data"), kb)
-    with serving(app) as url:
+    with serving_fixtures(root, e5) as (url, _, app):
         yield url, app
 
 
 @pytest.fixture
-def page(served):
+def page(browser, served):
     base_url, _ = served
-    with chromium() as browser:
-        context = browser.new_context(base_url=base_url, viewport={"width": 1366, "height": 768},
-                                      locale="zh-CN",
-                                      permissions=["clipboard-read", "clipboard-write"])
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto("/?agent=A042")
-        yield page
+    context = browser.new_context(base_url=base_url, viewport={"width": 1366, "height": 768},
+                                  locale="zh-CN",
+                                  permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto("/?agent=A042")
+    yield page
+    context.close()
     assert errors == []
 
 

@@ -6,22 +6,16 @@ effect, not for markup; it also looks for what could run later (a javascript: li
 handler attribute, a frame). HashEmbedder: the article is found by its words, and this is not
 about ranking."""
 
-import shutil
-from pathlib import Path
 
 import pytest
-from browsing import chromium, serving
+from browsing import serving_fixtures
 from playwright.sync_api import Page, expect
 
 from indexer.embedders import HashEmbedder
 from kb.article import Article, dump_article
-from kb.config import Settings
-from kb.knowledge_base import KnowledgeBase
-from server.app import create_app
 
 pytestmark = pytest.mark.browser
 
-FIXTURES = Path(__file__).parent / "fixtures"
 TOKEN = "xss-editor-token"
 expect.set_options(timeout=15_000)
 
@@ -76,21 +70,10 @@ DANGER = """() => {
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory):
     root = tmp_path_factory.mktemp("xss")
-    shutil.copytree(FIXTURES / "content", root / "content")
-    (root / "content" / "repair" / "hostile-xss.md").write_text(dump_article(HOSTILE), "utf-8")
-    kb = KnowledgeBase(root / "content", root / "data", HashEmbedder())
-    report = kb.reindex()
-    assert not report.errors and kb.get("hostile-xss")["title"] == TITLE
-    app = create_app(Settings(content_dir=kb.content_dir, data_dir=kb.data_dir,
-                              editor_tokens=TOKEN), kb)
-    with serving(app) as url:
+    hostile = {"repair/hostile-xss.md": dump_article(HOSTILE)}
+    with serving_fixtures(root, HashEmbedder(), hostile, editor_tokens=TOKEN) as (url, kb, _):
+        assert kb.get("hostile-xss")["title"] == TITLE
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture
