@@ -100,10 +100,21 @@ class BM25:
             text = fh.read()
         terms = text.split("\n") if text else []
         idf, weights = np.load(f"{prefix}.idf.npy"), sparse.load_npz(f"{prefix}.npz").tocsr()
+        weights.sort_indices()  # built sorted; SegmentedBM25.scores_at relies on it
         if not len(terms) == len(idf) == weights.shape[0]:  # a truncated file can still parse
             raise ValueError(f"{prefix}: {len(terms)} terms, {len(idf)} idf values and "
                              f"{weights.shape[0]} weight rows should be equal")
         return cls(vocab=dict(zip(terms, range(len(terms)))), idf=idf, weights=weights)
+
+
+@dataclass(frozen=True)
+class Term:
+    """A query token as SegmentedBM25 scores it."""
+
+    weight: float  # the query's weight for the token
+    ids: list  # its row in each segment, None where a segment lacks it
+    idf: float  # over every segment
+    df: int  # passages holding it, over every segment
 
 
 class SegmentedBM25:
@@ -119,23 +130,42 @@ class SegmentedBM25:
                      for s, m in zip(segments, live)]
         self.runs = [_runs(m) for m in self.live]
         self.n_docs = sum(len(m) for m in self.live)
+        # Live passage -> its segment's start among live ids, for scoring a few passages.
+        self.first_live = np.cumsum([0] + [len(m) for m in self.live])
 
-    def score(self, tokens: dict[str, float]) -> np.ndarray:
-        found = []  # (weight, [term id or None per segment], idf over every segment)
+    def terms(self, tokens: dict[str, float]) -> list[Term]:
+        found = []
         for token, weight in tokens.items():
             ids = [s.vocab.get(token) for s in self.segments]
             df = sum(s.df(i) for s, i in zip(self.segments, ids) if i is not None)
             if df:
-                found.append((weight, ids, float(idf(self.total_docs, df))))
-        out = np.zeros(self.n_docs, dtype=np.float32)
-        if not found:
-            return out
-        ceiling = sum(w * g * (K1 + 1) for w, _, g in found)
+                found.append(Term(weight, ids, float(idf(self.total_docs, df)), df))
+        return found
+
+    @staticmethod
+    def ceiling(terms: list[Term]) -> float:
+        """The best score the terms allow (a short passage that holds them all)."""
+        return sum(t.weight * t.idf * (K1 + 1) for t in terms)
+
+    def score(self, tokens: dict[str, float]) -> np.ndarray:
+        """Normalised BM25 of every live passage for weighted query tokens."""
+        terms = self.terms(tokens)
+        return self.scores(terms, self.ceiling(terms))
+
+    def scores(self, terms: list[Term], ceiling: float) -> np.ndarray:
+        """Every live passage's BM25 for these terms, divided by `ceiling`."""
+        if not terms:
+            return np.zeros(self.n_docs, dtype=np.float32)
+        whole = len(self.segments) == 1 and self.n_docs == self.total_docs
+        out = None if whole else np.zeros(self.n_docs, dtype=np.float32)
         at = 0
         for n, (seg, runs, live) in enumerate(zip(self.segments, self.runs, self.live)):
-            use = [(w * g / float(seg.idf[ids[n]]), ids[n]) for w, ids, g in found
-                   if ids[n] is not None]
+            use = [(t.weight * t.idf / float(seg.idf[t.ids[n]]), t.ids[n]) for t in terms
+                   if t.ids[n] is not None]
             scores = seg.raw([i for _, i in use], np.array([w for w, _ in use], np.float32))
+            if whole:  # nothing to copy out
+                scores /= np.float32(ceiling)
+                return scores
             if len(runs) > MAX_RUNS:
                 out[at : at + len(live)] = scores[live]
                 at += len(live)
@@ -143,6 +173,34 @@ class SegmentedBM25:
             for a, b in runs:
                 out[at : at + b - a] = scores[a:b]
                 at += b - a
+        out /= np.float32(ceiling)
+        return out
+
+    def scores_at(self, terms: list[Term], passages: np.ndarray, ceiling: float) -> np.ndarray:
+        """The same for a few live passages: each term's weight found by binary search in its
+        row, so a term held by most passages costs nothing like a pass over them all."""
+        passages = np.asarray(passages, dtype=np.int64)
+        out = np.zeros(len(passages), dtype=np.float32)
+        if not terms or not len(passages):
+            return out
+        segment = np.searchsorted(self.first_live, passages, side="right") - 1
+        for n, (seg, live) in enumerate(zip(self.segments, self.live)):
+            rows = np.flatnonzero(segment == n)
+            if not len(rows):
+                continue
+            local = live[passages[rows] - self.first_live[n]]
+            w = seg.weights
+            for t in terms:
+                i = t.ids[n]
+                if i is None:
+                    continue
+                cols = w.indices[w.indptr[i] : w.indptr[i + 1]]  # sorted: see BM25.load
+                if not len(cols):
+                    continue
+                at = np.minimum(np.searchsorted(cols, local), len(cols) - 1)
+                held = cols[at] == local
+                scale = np.float32(t.weight * t.idf / float(seg.idf[i]))
+                out[rows[held]] += w.data[w.indptr[i] + at[held]] * scale
         out /= np.float32(ceiling)
         return out
 

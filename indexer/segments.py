@@ -52,8 +52,8 @@ class View:
     owner: np.ndarray
     kinds: list[str]
     texts: list[str]
-    words: BM25 | SegmentedBM25
-    chars: BM25 | SegmentedBM25
+    words: SegmentedBM25
+    chars: SegmentedBM25
     dense: VectorIndex | SegmentedVectors
 
 
@@ -109,7 +109,8 @@ def load_view(folder: Path, manifest: dict) -> View:
         _loaded.update((e["uid"], (folder.parent, s)) for e, s in zip(listed, segments))
     if len(segments) == 1 and not listed[0]["deleted"]:
         s = segments[0]
-        return View(s.articles, s.owner, s.kinds, s.texts, s.words, s.chars, s.dense)
+        return View(s.articles, s.owner, s.kinds, s.texts, SegmentedBM25([s.words], [None]),
+                    SegmentedBM25([s.chars], [None]), s.dense)
     articles, owners, kinds, texts, live_passages = [], [], [], [], []
     for s, e in zip(segments, listed):
         alive = np.ones(len(s.articles), dtype=bool)

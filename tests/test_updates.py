@@ -169,7 +169,7 @@ def test_an_edit_that_keeps_size_and_time_is_still_seen(hash_kb, content):
 
 def test_reloading_after_an_update_reuses_the_loaded_base(hash_kb, content, updating):
     hash_kb.reindex()
-    base = hash_kb.searcher().words
+    base = hash_kb.searcher().words.segments[0]
     add_similar(content / "billing" / "pay-channels.md", "电费能在银行柜台交吗")
     hash_kb.reindex()
     assert hash_kb.searcher().words.segments[0] is base
@@ -202,6 +202,26 @@ def test_segmented_bm25_scores_as_one_index(max_runs, monkeypatch):
     # Deleted passages drop out of the scores; they still count for idf until a merge.
     without = SegmentedBM25(parts, [np.array([0, 2, 3]), None])
     assert np.allclose(without.score(query), whole.score(query)[[0, 2, 3, 4, 5]], atol=1e-6)
+
+
+def test_a_few_passages_score_as_in_the_full_pass():
+    """scores_at (binary search in each term's row) against scores (the pass over every
+    passage), across segments and with deleted passages."""
+    rng = np.random.default_rng(3)
+    vocab = ["停电", "报修", "电费", "缴纳", "电表", "校验", "通知", "进度", "高", "的"]
+    docs = [list(rng.choice(vocab, size=rng.integers(1, 7))) for _ in range(60)]
+    whole = BM25.build(docs)
+    parts = [BM25.build(docs[:25], whole.avgdl), BM25.build(docs[25:40], whole.avgdl),
+             BM25.build(docs[40:], whole.avgdl)]
+    index = SegmentedBM25(parts, [np.array([i for i in range(25) if i % 4]), None,
+                                  np.array([0, 3, 5, 19])])
+    terms = index.terms({"停电": 1.0, "电费": 1.0, "进度": 0.5, "的": 1.0, "缺": 1.0})
+    ceiling = index.ceiling(terms)
+    full = index.scores(terms, ceiling)
+    some = np.array([0, 1, 5, 17, 18, 19, 20, 33, index.n_docs - 1])
+    assert np.allclose(index.scores_at(terms, some, ceiling), full[some], atol=1e-6)
+    assert full.max() > 0
+    assert len(index.scores_at(terms, np.zeros(0, np.int64), ceiling)) == 0
 
 
 def test_segmented_vectors_search_live_passages_only():
