@@ -44,7 +44,7 @@ import numpy as np
 from bench import synthkb
 from indexer.build import embed_kind, passage_text
 from indexer.passages import article_passages
-from indexer.search import RankParams
+from indexer.search import RankParams, Searcher
 from kb.article import Article, dump_article
 from kb.knowledge_base import EMBED_BATCH, KnowledgeBase
 from kb.store import Store, text_key
@@ -329,6 +329,22 @@ def dense_recall(kb: KnowledgeBase, data: Path, queries: list[str], k: int = 100
     return float(np.mean(found)), error
 
 
+def split_agreement(kb: KnowledgeBase, queries: list[str]) -> tuple[float, float]:
+    """What leaving common terms out of the candidate pass gives up (RankParams.split_from):
+    the share of queries whose first answer, and the mean share of the top 10, are the same
+    as with every term in that pass."""
+    split = kb.searcher()
+    whole = Searcher(split.folder, split.embedder,
+                     replace(split.params, split_from=split.words.n_docs + 1))
+    first, overlap = [], []
+    for q in queries:
+        a = [h.id for h in split.search(q, k=10)]
+        b = [h.id for h in whole.search(q, k=10)]
+        first.append(a[:1] == b[:1])
+        overlap.append(len(set(a) & set(b)) / max(len(b), 1))
+    return float(np.mean(first)), float(np.mean(overlap))
+
+
 def disk_size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
@@ -364,6 +380,7 @@ def run_size(size: int, articles: list[Article], work: Path, queries: list[str],
         f"{report.embedded} embedded")
 
     row["recall"], row["cosine_error"] = dense_recall(kb, data, queries[-200:])
+    row["split_first"], row["split_top10"] = split_agreement(kb, queries[-200:])
 
     env = {**os.environ, "KB_CONTENT_DIR": str(content), "KB_DATA_DIR": str(data),
            "PYTHONPATH": str(ROOT)}
@@ -458,6 +475,10 @@ def table(rows: list[dict], raw: dict) -> str:
             [f"{r['lexical_rss_peak_mb']:.0f} MiB" for r in rows])
     add("vector index: recall@100 / largest cosine error, against exact float32", [
         f"{r['vector_index']}: {r['recall']:.3f} / {r['cosine_error']:.1e}" for r in rows])
+    if "split_first" in rows[0]:
+        add("common terms scored on candidates only: same first answer / top-10 overlap, "
+            "against every term in the candidate pass", [
+                f"{r['split_first']:.3f} / {r['split_top10']:.3f}" for r in rows])
     add("index on disk (live snapshot) / SQLite store",
         [f"{r['index_mb']:.0f} / {r['store_mb']:.0f} MB" for r in rows])
     add("start to ready (`kb serve`, existing index)", [f"{r['hybrid_ready_s']:.1f} s"
