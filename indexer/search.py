@@ -158,11 +158,11 @@ class Searcher:
             ceiling = index.ceiling(terms)  # of every term, split or not
             rest = []
             if index.n_docs >= p.split_from:
-                rest = [t for t in terms if t.df > p.common_share * index.total_docs]
-                if len(rest) < len(terms):  # a query of common terms only is scored whole
-                    terms = [t for t in terms if t.df <= p.common_share * index.total_docs]
-                else:
-                    rest = []
+                common = p.common_share * index.total_docs
+                selective = [t for t in terms if t.df <= common]
+                if selective:  # a query of common terms only is scored whole
+                    rest = [t for t in terms if t.df > common]
+                    terms = selective
             out[name] = FieldScores(index, index.scores(terms, ceiling), rest, ceiling)
         return out
 
