@@ -119,8 +119,9 @@ def conflicts(saved: Article, owner: dict, known: Container[str],
 def warnings_for(saved: Article) -> list[str]:
     spoken = len(plain_text(saved.answer))
     if spoken > SPOKEN_LIMIT:
-        return [f"the answer is {spoken} characters; keep what the agent reads out under "
-                f"{SPOKEN_LIMIT}"]
+        # In Chinese, as the editor page shows it to content editors (`kb lint` says it in
+        # English, as every command-line message).
+        return [f"答案有 {spoken} 字，坐席读给客户的部分请控制在 {SPOKEN_LIMIT} 字以内"]
     return []
 
 
@@ -238,7 +239,7 @@ class Editor:
             fsync_dir(path.parent)
             report = self._publish()
             linking = [r["id"] for r in self.kb.articles() if article_id in r.get("related", [])]
-            warnings = [f"'{i}' still lists it under related: update that article"
+            warnings = [f"文章 {i} 的“相关文章”里还列着它，请一并修改那篇文章"
                         for i in linking]
             return Saved(article, "", str(path), warnings, report,
                          time.perf_counter() - started, self._check_saved())

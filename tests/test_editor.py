@@ -357,7 +357,7 @@ def test_a_long_answer_saves_with_a_warning(client):
     r = client.post("/api/articles", json=NEW | {"answer": "您好，" + "请稍候。" * 120},
                     headers=AUTH)
     assert r.status_code == 201
-    assert "keep what the agent reads out under 300" in r.json()["warnings"][0]
+    assert "300 字以内" in r.json()["warnings"][0]
 
 
 def test_delete_removes_the_file_and_the_article_from_search(client, content):
