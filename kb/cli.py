@@ -345,10 +345,13 @@ def serve(settings, host, port, workers, watch):
 
     import uvicorn
 
+    from server.tuning import UVICORN_OPTIONS
+
     os.environ["KB_WATCH"] = "true" if watch else "false"  # read by each worker's Settings
 
     uvicorn.run("server.app:create_app", factory=True, host=host or settings.host,
-                port=port or settings.port, workers=workers, log_level="info")
+                port=port or settings.port, workers=workers, log_level="info",
+                **UVICORN_OPTIONS)
 
 
 def main():

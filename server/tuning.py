@@ -13,6 +13,11 @@ import ctypes.util
 import anyio.to_thread
 
 SEARCH_THREADS = 8  # anyio's default is 40
+# For uvicorn.run / uvicorn.Config. Its h11 parser refuses a request head still incomplete past
+# 16 KiB and closes the connection, so a long query got either our 422 with its reason or a
+# bare 400 and a reset, depending on how the bytes happened to arrive. 256 KiB holds any
+# request line a browser sends; bodies have their own limit (server/limits.py).
+UVICORN_OPTIONS = {"h11_max_incomplete_event_size": 256 * 1024}
 MALLOC_ARENAS = 2
 _M_ARENA_MAX = -8  # glibc's mallopt parameter number
 

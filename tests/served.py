@@ -16,6 +16,7 @@ import uvicorn
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
 from server.app import create_app
+from server.tuning import UVICORN_OPTIONS
 
 
 class Served:
@@ -25,8 +26,8 @@ class Served:
     def __init__(self, kb: KnowledgeBase, options: dict | None = None, **settings):
         app = create_app(Settings(content_dir=kb.content_dir, data_dir=kb.data_dir, **settings),
                          kb)
-        config = uvicorn.Config(app, host="127.0.0.1", port=0,
-                                **({"log_level": "warning"} | (options or {})))
+        config = uvicorn.Config(app, host="127.0.0.1", port=0,  # as `kb serve` runs it
+                                **(UVICORN_OPTIONS | {"log_level": "warning"} | (options or {})))
         self.app = app
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -14,6 +14,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -114,6 +115,21 @@ def test_bad_input_gets_a_4xx_with_a_reason(served, target):
         assert json.loads(body)["detail"]
     assert b"[project]" not in body and b"root:" not in body and b"class Settings" not in body
     assert folder_hash(served.content) == served.content_hash
+
+
+def test_a_long_query_arriving_in_pieces_gets_the_same_422(served):
+    """The HTTP parser sees the request line before its end: it must wait for the rest (up to
+    server/tuning.py's limit), not answer 400 and reset the connection."""
+    with socket.create_connection(("127.0.0.1", served.port), timeout=15) as s:
+        s.sendall(b"GET /api/search?q=" + b"a" * 40_000)
+        time.sleep(0.3)  # the server reads what has come so far
+        s.sendall(b"a" * 60_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        received = b""
+        while chunk := s.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.split(b" ", 2)[1] == b"422", head
+    assert "limit is 200" in json.loads(body)["detail"]
 
 
 @pytest.mark.parametrize("target", [
