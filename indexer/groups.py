@@ -4,7 +4,8 @@ np.maximum.reduceat does this in one call but pays a fixed cost per run: at 50,0
 (366,000 passages) it took 2.0 ms per field, a fifth of a search. Here the articles are sorted by
 passage count once, at load; the maxima are then taken slot by slot (every article's first
 passage, then the second passage of those that have one, ...), each slot one gather and one
-vectorised maximum over a contiguous slice: 0.6 ms for the same field (bench/speed.py)."""
+vectorised maximum over a contiguous slice: 0.6-1.0 ms for the same field (measured in one
+process on bench/speed.py's 50,000-article set; docs/performance.md)."""
 
 import numpy as np
 
