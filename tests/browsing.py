@@ -57,6 +57,25 @@ def serving(app):
 
 
 @contextmanager
+def open_page(browser, base_url: str, path: str | None = None, **context_options):
+    """A page of its own browser context (Chinese locale, 1366x768 unless `context_options` say
+    otherwise), at `path` if given; the block fails if a script on the page threw."""
+    context = browser.new_context(**({"base_url": base_url, "locale": "zh-CN",
+                                      "viewport": {"width": 1366, "height": 768}}
+                                     | context_options))
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    if path:
+        page.goto(path)
+    try:
+        yield page
+    finally:
+        context.close()
+    assert errors == []
+
+
+@contextmanager
 def chromium():
     """Yields a launched headless Chromium, closed when the block ends."""
     if not CHROMIUM.exists():

@@ -4,7 +4,7 @@ without it the page says what to do."""
 
 
 import pytest
-from browsing import serving_fixtures
+from browsing import open_page, serving_fixtures
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
@@ -24,14 +24,8 @@ def base_url(tmp_path_factory, e5):
 
 @pytest.fixture
 def page(browser, base_url):
-    context = browser.new_context(base_url=base_url, viewport={"width": 1366, "height": 768},
-                                  locale="zh-CN")
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert errors == []
+    with open_page(browser, base_url) as page:
+        yield page
 
 
 def search(page, query: str) -> None:
@@ -72,13 +66,10 @@ def test_a_wrong_token_says_to_ask_for_a_new_link(page):
 
 def test_a_token_entered_on_the_editor_page_works_on_the_agents_page_too(browser, base_url):
     # /editor keeps its token for the tab; the agents' page sends it when it has none of its own.
-    context = browser.new_context(base_url=base_url, locale="zh-CN")
-    page = context.new_page()
-    page.goto("/editor")
-    page.get_by_test_id("token").fill(TOKEN)
-    page.get_by_test_id("token-save").click()
-    expect(page.get_by_test_id("article-list").locator("li")).to_have_count(6)
-    page.goto("/")
-    search(page, "家里突然没电了")
-    expect(page.get_by_test_id("answer-title")).to_have_text("家中停电如何报修")
-    context.close()
+    with open_page(browser, base_url, "/editor") as page:
+        page.get_by_test_id("token").fill(TOKEN)
+        page.get_by_test_id("token-save").click()
+        expect(page.get_by_test_id("article-list").locator("li")).to_have_count(6)
+        page.goto("/")
+        search(page, "家里突然没电了")
+        expect(page.get_by_test_id("answer-title")).to_have_text("家中停电如何报修")

@@ -4,7 +4,7 @@ edit an article, then find it by its new similar question in hit testing."""
 from pathlib import Path
 
 import pytest
-from browsing import serving_fixtures
+from browsing import open_page, serving_fixtures
 from playwright.sync_api import Page, expect
 
 from indexer.search import RankParams
@@ -30,15 +30,8 @@ def server(tmp_path, e5):
 @pytest.fixture
 def page(browser, server):
     base_url, _ = server
-    context = browser.new_context(base_url=base_url, viewport={"width": 1366, "height": 900},
-                                  locale="zh-CN")
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto("/editor")
-    yield page
-    context.close()
-    assert errors == []
+    with open_page(browser, base_url, "/editor", viewport={"width": 1366, "height": 900}) as page:
+        yield page
 
 
 def screenshot(page: Page, name: str) -> None:

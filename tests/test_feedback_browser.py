@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from browsing import serving_fixtures
+from browsing import open_page, serving_fixtures
 from playwright.sync_api import Page, expect
 
 from kb.querylog import LOG_FILE
@@ -28,16 +28,9 @@ def served(tmp_path_factory, e5):
 @pytest.fixture
 def page(browser, served):
     base_url, _ = served
-    context = browser.new_context(base_url=base_url, viewport={"width": 1366, "height": 768},
-                                  locale="zh-CN",
-                                  permissions=["clipboard-read", "clipboard-write"])
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto("/?agent=A042")
-    yield page
-    context.close()
-    assert errors == []
+    with open_page(browser, base_url, "/?agent=A042",
+                   permissions=["clipboard-read", "clipboard-write"]) as page:
+        yield page
 
 
 def logged(served, sql, expected, timeout=10.0):
