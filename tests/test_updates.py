@@ -175,6 +175,24 @@ def test_reloading_after_an_update_reuses_the_loaded_base(hash_kb, content, upda
     assert hash_kb.searcher().words.segments[0] is base
 
 
+
+def test_loaded_articles_share_their_questions_with_the_passages(hash_kb, content, updating):
+    hash_kb.reindex()
+    add_similar(content / "billing" / "pay-channels.md", "电费能在银行柜台交吗")
+    hash_kb.reindex()
+    s = hash_kb.searcher()
+    folder = s.folder
+    on_disk = [r for e in segments.entries(s.manifest, folder)
+               for r in segments.read_json(folder / f"{e['prefix']}articles.json")]
+    live = {a["id"]: a for a in s.articles}
+    current = [r for r in on_disk if live[r["id"]]["content_hash"] == r["content_hash"]]
+    assert len(current) == len(live) and all(r == live[r["id"]] for r in current)
+    for i, a in enumerate(s.articles):
+        questions = [t for t, o, k in zip(s.texts, s.owner, s.kinds)
+                     if o == i and k in ("title", "similar")]
+        assert questions == [a["title"], *a["similar"]]
+        assert all(x is y for x, y in zip(questions, [a["title"], *a["similar"]]))
+
 def test_format_1_index_is_read_and_replaced_by_a_full_build(hash_kb, updating):
     hash_kb.reindex()
     before = ranking(hash_kb)
