@@ -1,5 +1,5 @@
 """Bearer tokens: editors' for writes (KB_EDITOR_TOKENS) and, when configured, agents' for
-search and reading (KB_AGENT_TOKENS).
+search and reading (KB_AGENT_TOKENS), the /reports pages included.
 
 A sent token is compared with every configured one by hmac.compare_digest, so the time an answer
 takes tells nothing about how much of a token was right. Tokens are never logged or echoed.
@@ -10,7 +10,8 @@ thread, a hand-off that cost about 0.3 ms of every search."""
 import hmac
 from typing import Annotated
 
-from fastapi import Header, HTTPException
+from fastapi import Header, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
 
 from kb.config import Settings
 
@@ -69,3 +70,45 @@ def require_reader(settings: Settings):
                                      "agents' token (KB_AGENT_TOKENS)")
 
     return check
+
+
+PAGE_COOKIE = "kb_token"
+PAGE_COOKIE_SECONDS = 12 * 3600  # a shift
+
+
+def page_guard(settings: Settings):
+    """For pages the server renders (/reports), which a browser opens by address and so cannot
+    send a header: nothing to check unless KB_AGENT_TOKENS is set; then the token comes as the
+    bearer header, or once as ?token=, answered by a redirect to the address without it and a
+    cookie for the pages' path. Returns None to go on, or the response to send instead."""
+    agents = settings.agent_token_list()
+    expected = [t.encode() for t in agents + settings.editor_token_list()]
+
+    def check(request: Request, path: str = "/reports") -> Response | None:
+        if not agents:
+            return None
+        given = request.query_params.get("token")
+        if given is not None:
+            if not accepted(given, expected):
+                return _refused(403, "令牌不正确：请向系统管理员确认坐席令牌（KB_AGENT_TOKENS）。")
+            left = request.url.remove_query_params("token")
+            redirect = RedirectResponse(left.path + (f"?{left.query}" if left.query else ""), 303)
+            redirect.set_cookie(PAGE_COOKIE, given, max_age=PAGE_COOKIE_SECONDS, path=path,
+                                httponly=True, samesite="strict")
+            return redirect
+        token = bearer(request.headers.get("authorization")) or request.cookies.get(PAGE_COOKIE)
+        if token is None:
+            return _refused(401, f"需要令牌：请用 {path}?token=&lt;坐席令牌&gt; 打开本页，"
+                                 "令牌随后保存在本浏览器中（12 小时）。")
+        if not accepted(token, expected):
+            return _refused(403, "令牌不正确：请向系统管理员确认坐席令牌（KB_AGENT_TOKENS）。")
+        return None
+
+    return check
+
+
+def _refused(status: int, message: str) -> Response:
+    page = ("<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
+            f"<title>需要令牌</title></head><body><p>{message}</p></body></html>")
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return Response(page, status, headers=headers, media_type="text/html")

@@ -6,7 +6,7 @@ import re
 from html import escape
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 
@@ -15,7 +15,7 @@ from kb.knowledge_base import KnowledgeBase
 from kb.querylog import LOG_FILE, LogSettings, QueryLog
 from kb.report import build_report, month_signature, months
 from kb.report_render import render_html
-from server.auth import require_reader
+from server.auth import page_guard, require_reader
 from server.log_schemas import EventIn, FeedbackIn, Logged
 
 AGENT_RE = re.compile(r"^[\w.@-]{1,64}$")
@@ -51,6 +51,7 @@ def log_router(querylog: QueryLog | None, kb: KnowledgeBase, settings: Settings)
     path = kb.data_dir / LOG_FILE
     cache: dict[str, tuple[tuple, str]] = {}
     reading = [Depends(require_reader(settings))]  # as search: open unless KB_AGENT_TOKENS
+    guard = page_guard(settings)  # the same tokens, as a header or a cookie
 
     @router.post("/api/feedback", response_model=Logged, tags=["log"], dependencies=reading)
     def feedback(body: FeedbackIn, agent: AgentParam = None, x_agent_id: AgentHeader = None):
@@ -72,7 +73,9 @@ def log_router(querylog: QueryLog | None, kb: KnowledgeBase, settings: Settings)
                                                 agent_id(agent, x_agent_id)))
 
     @router.get("/reports", response_class=HTMLResponse, include_in_schema=False)
-    def reports():
+    def reports(request: Request):
+        if (refused := guard(request)) is not None:
+            return refused
         found = months(path) if path.exists() else []
         items = "".join(f"<li><a href='/reports/{m}'>{m[:4]}年{int(m[5:])}月</a> "
                         f"<span class='muted'>{n:,} 次检索</span></li>" for m, n in found)
@@ -80,7 +83,9 @@ def log_router(querylog: QueryLog | None, kb: KnowledgeBase, settings: Settings)
         return PAGE.format(title="95598 知识库服务诊断月报", body=body)
 
     @router.get("/reports/{month}", response_class=HTMLResponse, include_in_schema=False)
-    def report(month: Annotated[str, PathParam(pattern=MONTH)]):
+    def report(month: Annotated[str, PathParam(pattern=MONTH)], request: Request):
+        if (refused := guard(request)) is not None:
+            return refused
         signature = month_signature(path, month) if path.exists() else (0,)
         if not signature[0]:
             body = f"<p>{escape(month)} 没有检索记录。<a href='/reports'>返回月报列表</a></p>"

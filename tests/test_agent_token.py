@@ -142,3 +142,43 @@ def test_agent_tokens_come_from_the_environment_and_never_show(monkeypatch):
 def test_no_agent_tokens_by_default(monkeypatch):
     monkeypatch.delenv("KB_AGENT_TOKENS", raising=False)
     assert Settings().agent_token_list() == []
+
+
+# The /reports pages open from an address, so they take the token as a header or a cookie that
+# a first visit with ?token= sets (and then drops from the address).
+
+@pytest.mark.parametrize("url", ["/reports", "/reports/2026-11"])
+def test_without_agent_tokens_the_reports_are_open(open_client, url):
+    assert open_client.get(url).status_code in (200, 404)  # 404: a month with no searches
+
+
+@pytest.mark.parametrize("url", ["/reports", "/reports/2026-11"])
+def test_with_agent_tokens_the_reports_need_a_token(kb, url):
+    with client_for(kb, agent_tokens=AGENT) as c:
+        r = c.get(url)
+        assert r.status_code == 401 and "/reports?token=" in r.text and AGENT not in r.text
+        assert "text/html" in r.headers["content-type"]
+        assert c.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 403
+        c.cookies.set("kb_token", "wrong")
+        assert c.get(url).status_code == 403
+        assert c.get(url, headers={"Authorization": f"Bearer {EDITOR}"}).status_code in (200, 404)
+
+
+def test_a_wrong_token_in_the_reports_address_sets_nothing(kb):
+    with client_for(kb, agent_tokens=AGENT) as c:
+        r = c.get("/reports", params={"token": AGENT + "x"}, follow_redirects=False)
+        assert r.status_code == 403 and "set-cookie" not in r.headers
+        assert c.get("/reports").status_code == 401
+
+
+@pytest.mark.parametrize("token", [AGENT, EDITOR])
+def test_a_token_in_the_reports_address_becomes_a_cookie(kb, token):
+    with client_for(kb, agent_tokens=AGENT) as c:
+        r = c.get("/reports", params={"token": token}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/reports"
+        cookie = r.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "Path=/reports" in cookie and "strict" in cookie.lower()
+        page = c.get("/reports")  # the client sends the cookie back, as a browser would
+        assert page.status_code == 200 and "月报" in page.text
+        assert c.get("/reports/2026-11").status_code in (200, 404)
+        assert c.get("/api/categories").status_code == 401  # the API still wants the header
