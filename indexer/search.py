@@ -209,7 +209,7 @@ class Searcher:
         pids = np.arange(sizes.sum()) + np.repeat(self.starts[cand] - offsets, sizes)
         weight = self.passage_weight[pids]  # answer passages count a little less
         if qv is not None:
-            dense_p = (self.dense.vectors(pids) @ qv) * weight
+            dense_p = self.dense.dots(pids, qv) * weight
         else:
             dense_p = np.zeros(len(pids), dtype=np.float32)
         sig_p = {"dense": dense_p, "chars": lex["chars"].at(pids) * weight,

@@ -5,7 +5,7 @@ the scan would dominate a query (docs/performance.md has the measurements). HNSW
 vector as 8-bit codes (one byte per dimension, scaled per dimension over the index): a quarter
 of the memory, which is what lets 50,000 articles serve in 1 GiB, for cosines off by a few
 1e-4 (bench/speed.py reports it), well below what separates two articles. Candidates are
-re-scored with the reconstructed vectors.
+re-scored from the stored codes (VectorIndex.dots).
 
 faiss runs OpenMP threads of its own, apart from the embedding model's. A single query gains
 nothing from them, and their spinning after each search steals the cores the model needs next:
@@ -26,6 +26,7 @@ HNSW_EF_SEARCH = 128
 class VectorIndex:
     def __init__(self, index: faiss.Index):
         self.index = index
+        self._codes = None  # read on first use: by then nothing more is added
 
     @classmethod
     def build(cls, vectors: np.ndarray, dim: int, hnsw_from: int = HNSW_FROM) -> "VectorIndex":
@@ -65,12 +66,45 @@ class VectorIndex:
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         return self.index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
 
+    def dots(self, ids: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """Inner products of these passages with the query, read straight from the stored
+        codes: for 8-bit codes x = vmin + (code + 0.5) / 255 * vdiff per dimension, so
+        q.x = code . (q * vdiff / 255) + a constant. A third of the time of reconstructing
+        the vectors first (0.14 vs 0.35 ms for 1,100 passages at 50,000 articles)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if self._codes is None:
+            self._codes = _stored(self.index)
+        codes, vmin, vdiff = self._codes
+        if codes is None:
+            return self.vectors(ids) @ query
+        if vmin is None:
+            return codes[ids] @ query
+        scale = (query * vdiff / np.float32(255)).astype(np.float32)
+        return codes[ids] @ scale + np.float32(query @ vmin + 0.5 * scale.sum())
+
     def save(self, path) -> None:
         faiss.write_index(self.index, str(path))
 
     @classmethod
     def load(cls, path) -> "VectorIndex":
         return cls(faiss.read_index(str(path)))
+
+
+def _stored(index: faiss.Index):
+    """(codes, vmin, vdiff) as numpy views of the index's own memory (no copy): float32 rows
+    of a flat index (vmin None), or 8-bit codes of HNSW with their per-dimension range;
+    (None, None, None) for any other kind, which is then reconstructed."""
+    if isinstance(index, faiss.IndexFlat):
+        return faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(
+            index.ntotal, index.d), None, None
+    if isinstance(index, faiss.IndexHNSW):
+        storage = faiss.downcast_index(index.storage)
+        if isinstance(storage, faiss.IndexScalarQuantizer) and \
+                storage.sq.qtype == faiss.ScalarQuantizer.QT_8bit and index.ntotal:
+            codes = faiss.rev_swig_ptr(storage.codes.data(), index.ntotal * index.d)
+            trained = faiss.vector_to_array(storage.sq.trained)
+            return codes.reshape(index.ntotal, index.d), trained[: index.d], trained[index.d :]
+    return None, None, None
 
 
 class SegmentedVectors:
@@ -108,6 +142,18 @@ class SegmentedVectors:
         ids, scores = np.concatenate(ids), np.concatenate(scores)
         best = np.argsort(-scores, kind="stable")[:k]
         return ids[best], scores[best]
+
+    def dots(self, ids: np.ndarray, query: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        segment, local = self._segment[ids], self._local[ids]
+        if len(self.segments) == 1:
+            return self.segments[0].dots(local, query)
+        out = np.empty(len(ids), dtype=np.float32)
+        for n, seg in enumerate(self.segments):
+            rows = np.flatnonzero(segment == n)
+            if len(rows):
+                out[rows] = seg.dots(local[rows], query)
+        return out
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64)

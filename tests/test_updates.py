@@ -253,6 +253,23 @@ def test_segmented_vectors_search_live_passages_only():
     ids, scores = joined.search(vectors[7], 5)
     assert list(ids) == list(np.argsort(-(kept @ vectors[7]))[:5])
     assert np.allclose(joined.vectors(ids) @ vectors[7], scores, atol=1e-5)
+    some = np.array([0, 3, 18, 19, 25, 7])
+    assert np.allclose(joined.dots(some, vectors[7]), kept[some] @ vectors[7], atol=1e-5)
+
+
+@pytest.mark.parametrize("hnsw_from", [10**9, 0])  # flat float32 rows, or HNSW's 8-bit codes
+def test_dots_read_from_the_codes_match_the_reconstructed_vectors(hnsw_from, tmp_path):
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(500, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    VectorIndex.build(vectors, 32, hnsw_from=hnsw_from).save(tmp_path / "v.faiss")
+    index = VectorIndex.load(tmp_path / "v.faiss")
+    assert index.kind == ("hnsw" if hnsw_from == 0 else "flat")
+    ids = rng.choice(500, 60, replace=False)
+    for q in vectors[:5]:
+        exact = index.vectors(ids) @ q
+        assert np.allclose(index.dots(ids, q), exact, atol=1e-5)
+        assert np.abs(exact - vectors[ids] @ q).max() < (0.02 if hnsw_from == 0 else 1e-6)
 
 
 def test_article_files_come_in_path_order(tmp_path):
