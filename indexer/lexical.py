@@ -160,11 +160,11 @@ class SegmentedBM25:
         out = None if whole else np.zeros(self.n_docs, dtype=np.float32)
         at = 0
         for n, (seg, runs, live) in enumerate(zip(self.segments, self.runs, self.live)):
-            use = [(t.weight * t.idf / float(seg.idf[t.ids[n]]), t.ids[n]) for t in terms
-                   if t.ids[n] is not None]
+            # Divided by the ceiling here, in the weights, rather than in a pass over the scores.
+            use = [(t.weight * t.idf / float(seg.idf[t.ids[n]]) / ceiling, t.ids[n])
+                   for t in terms if t.ids[n] is not None]
             scores = seg.raw([i for _, i in use], np.array([w for w, _ in use], np.float32))
             if whole:  # nothing to copy out
-                scores /= np.float32(ceiling)
                 return scores
             if len(runs) > MAX_RUNS:
                 out[at : at + len(live)] = scores[live]
@@ -173,7 +173,6 @@ class SegmentedBM25:
             for a, b in runs:
                 out[at : at + b - a] = scores[a:b]
                 at += b - a
-        out /= np.float32(ceiling)
         return out
 
     def scores_at(self, terms: list[Term], passages: np.ndarray, ceiling: float) -> np.ndarray:
