@@ -154,7 +154,7 @@ class SegmentedBM25:
 
     def scores(self, terms: list[Term], ceiling: float) -> np.ndarray:
         """Every live passage's BM25 for these terms, divided by `ceiling`."""
-        if not terms:
+        if not terms or ceiling <= 0:  # no term, or only terms of weight 0
             return np.zeros(self.n_docs, dtype=np.float32)
         whole = len(self.segments) == 1 and self.n_docs == self.total_docs
         out = None if whole else np.zeros(self.n_docs, dtype=np.float32)
@@ -180,7 +180,7 @@ class SegmentedBM25:
         row, so a term held by most passages costs nothing like a pass over them all."""
         passages = np.asarray(passages, dtype=np.int64)
         out = np.zeros(len(passages), dtype=np.float32)
-        if not terms or not len(passages):
+        if not terms or not len(passages) or ceiling <= 0:
             return out
         segment = np.searchsorted(self.first_live, passages, side="right") - 1
         for n, (seg, live) in enumerate(zip(self.segments, self.live)):

@@ -14,7 +14,7 @@ from kb.config import Settings
 from kb.errors import BadQuery, KBError, NotFound
 from kb.knowledge_base import KnowledgeBase
 from kb.watcher import ContentWatcher
-from server.auth import require_reader
+from server.auth import redact_access_log, require_reader
 from server.editor_routes import install as install_editor
 from server.limits import BodyLimit, invalid_request
 from server.log_routes import agent_id
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
     app = FastAPI(title="95598 知识库", version="0.1.0",
                   description="Standard answers for 95598 agents, ranked as they type.")
     app.state.kb = kb
+    redact_access_log()
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # server/limits.py
     if settings.cors_origin_list():  # added last, so it is outermost: a 413 carries it too
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list(),

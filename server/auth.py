@@ -4,10 +4,15 @@ search and reading (KB_AGENT_TOKENS), the /reports pages included.
 A sent token is compared with every configured one by hmac.compare_digest, so the time an answer
 takes tells nothing about how much of a token was right. Tokens are never logged or echoed.
 
-The checks are async: they do no I/O, and FastAPI runs a plain function dependency in a worker
-thread, a hand-off that cost about 0.3 ms of every search."""
+The API's checks are async: they do no I/O, and FastAPI runs a plain function dependency in a
+worker thread, a hand-off that cost about 0.3 ms of every search.
+
+A token in an address (the pages take one once as ?token=) would otherwise reach uvicorn's
+access log, which prints every request's path and query: `redact_access_log` blanks it."""
 
 import hmac
+import logging
+import re
 from typing import Annotated
 
 from fastapi import Header, HTTPException, Request
@@ -93,8 +98,11 @@ def page_guard(settings: Settings):
                 return _refused(403, "令牌不正确：请向系统管理员确认坐席令牌（KB_AGENT_TOKENS）。")
             left = request.url.remove_query_params("token")
             redirect = RedirectResponse(left.path + (f"?{left.query}" if left.query else ""), 303)
+            # Lax, not Strict: a link from the portal or a chat opens the page from another site,
+            # and a Strict cookie would be held back on the redirect's very next request.
             redirect.set_cookie(PAGE_COOKIE, given, max_age=PAGE_COOKIE_SECONDS, path=path,
-                                httponly=True, samesite="strict")
+                                httponly=True, samesite="lax",
+                                secure=request.url.scheme == "https")
             return redirect
         token = bearer(request.headers.get("authorization")) or request.cookies.get(PAGE_COOKIE)
         if token is None:
@@ -107,8 +115,26 @@ def page_guard(settings: Settings):
     return check
 
 
-def _refused(status: int, message: str) -> Response:
+def _refused(status: int, message: str) -> Response:  # message: fixed text, already HTML
     page = ("<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
             f"<title>需要令牌</title></head><body><p>{message}</p></body></html>")
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return Response(page, status, headers=headers, media_type="text/html")
+
+
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]*")
+
+
+class _RedactTokens(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_TOKEN_IN_QUERY.sub(r"\1***", a) if isinstance(a, str) else a
+                                for a in record.args)
+        return True
+
+
+def redact_access_log() -> None:
+    """Blank ?token= values in uvicorn's access log (once per process)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _RedactTokens) for f in access.filters):
+        access.addFilter(_RedactTokens())

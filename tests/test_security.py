@@ -113,6 +113,20 @@ def test_tokens_never_reach_the_log_or_an_answer(indexed, server_log):
         assert not [a for a in answers if token.encode() in a]
 
 
+
+def test_a_token_in_a_page_address_is_blanked_in_the_access_log(indexed, server_log):
+    options = {"log_config": None, "log_level": "info", "access_log": True}
+    with Served(indexed, options, agent_tokens=RIGHT, editor_tokens=WRONG) as s:
+        statuses = [exchange(s.port, request_bytes(b"GET", target, {}, b""))[0]
+                    for target in (f"/?token={RIGHT}".encode(),
+                                   f"/reports?token={RIGHT}&x=1".encode(),
+                                   f"/reports/2026-11?token={WRONG}".encode())]
+    assert statuses == [200, 303, 303]
+    log = formatted(server_log.records)
+    assert '"GET /?token=*** HTTP/1.1" 200' in log
+    assert '"GET /reports?token=***&x=1 HTTP/1.1" 303' in log
+    assert RIGHT not in log and WRONG not in log
+
 # Cross-origin access.
 
 
