@@ -107,7 +107,11 @@ class Searcher:
             ) from None
         self.categories = np.array([a["category"] for a in self.articles], dtype=object)
         self.by_id = {a["id"]: i for i, a in enumerate(self.articles)}
-        self._embed_query = functools.lru_cache(maxsize=4096)(self._embed_query_uncached)
+        # The cache wraps a function of the embedder alone: one of this searcher's own methods
+        # would make a reference cycle, and a replaced searcher (20 MB and more at 50,000
+        # articles) would wait for the cyclic collector instead of going at once.
+        self._embed_query = functools.lru_cache(maxsize=4096)(
+            functools.partial(_embed_query, embedder))
 
     def _load_files(self, folder: Path, manifest: dict) -> None:
         # The snapshot's segments as one index (indexer/segments.py).
@@ -129,11 +133,6 @@ class Searcher:
         if learned.exists():
             with np.load(learned) as saved:
                 self.ranker = (saved["weights"], saved["bias"], saved["none"])
-
-    def _embed_query_uncached(self, text: str) -> np.ndarray:
-        vector = self.embedder.encode([text], "query")[0]
-        vector.setflags(write=False)
-        return vector
 
     def prepare(self, raw: str) -> Query:
         text = normalize(raw, self.manifest.get("to_simplified", True))
@@ -245,3 +244,9 @@ class Searcher:
                 article=a,
             ))
         return hits
+
+
+def _embed_query(embedder: Embedder, text: str) -> np.ndarray:
+    vector = embedder.encode([text], "query")[0]
+    vector.setflags(write=False)  # shared by every search that asks the same
+    return vector
