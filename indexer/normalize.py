@@ -1,6 +1,7 @@
 """Text normalisation shared by indexing and querying, so both sides see the same text."""
 
 import functools
+import hashlib
 import re
 import unicodedata
 
@@ -41,3 +42,15 @@ def strip_fillers(text: str) -> str:
 def has_content(text: str) -> bool:
     """True when the text holds at least one letter, digit or CJK character."""
     return any(ch.isalnum() for ch in text)
+
+
+def question_key(text: str) -> str:
+    """What makes two questions the same question: normalised, without fillers or end marks."""
+    return strip_fillers(normalize(text)).rstrip("?？。!！ ")
+
+
+def key_hash(key: str) -> int:
+    """A question key as a signed 64-bit number (never 0, which marks "not a question")."""
+    value = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little",
+                           signed=True)
+    return value or 1

@@ -13,7 +13,7 @@ from indexer.embedders import Embedder
 from indexer.fusion import fuse
 from indexer.groups import ArticleMax
 from indexer.lexical import SegmentedBM25, Term, token_weights
-from indexer.normalize import has_content, normalize, strip_fillers
+from indexer.normalize import has_content, key_hash, normalize, question_key, strip_fillers
 from indexer.segment import Segmenter, char_grams
 from kb.errors import BadQuery, CorruptIndex, IndexMismatch
 
@@ -128,11 +128,25 @@ class Searcher:
         dictionary = json.loads((folder / "dictionary.json").read_text(encoding="utf-8"))
         self.segmenter = Segmenter(dictionary["terms"], dictionary["synonyms"])
         self.words, self.chars, self.dense = view.words, view.chars, view.dense
+        self._view_question_hashes, self._question_hashes = view.question_hashes, None
         learned = folder / "ranker.npz"
         self.ranker = None
         if learned.exists():
             with np.load(learned) as saved:
                 self.ranker = (saved["weights"], saved["bias"], saved["none"])
+
+    def question_owner(self, question: str, other_than: str | None = None
+                       ) -> tuple[dict, str] | None:
+        """The first live article, other than `other_than`, that asks this question (as
+        lint.question_key compares questions), with the kind of passage that asks it."""
+        if self._question_hashes is None:
+            self._question_hashes = self._view_question_hashes()
+        key = question_key(question)
+        for pid in np.flatnonzero(self._question_hashes == key_hash(key)).tolist():
+            article = self.articles[self.owner[pid]]
+            if article["id"] != other_than and question_key(self.texts[pid]) == key:
+                return article, self.kinds[pid]  # the text checked: not just the same 64 bits
+        return None
 
     def prepare(self, raw: str) -> Query:
         text = normalize(raw, self.manifest.get("to_simplified", True))

@@ -27,9 +27,11 @@ from indexer.vector import SegmentedVectors, VectorIndex
 FILES = (
     "articles.json", "passages.json", "catalog.json", "dense.faiss",
     "words.npz", "words.idf.npy", "words.vocab.txt", "chars.npz", "chars.idf.npy",
-    "chars.vocab.txt",
+    "chars.vocab.txt", "questions.npy",
 )
-OPTIONAL = ("catalog.json",)  # snapshots of format 1 have none
+# Snapshots of format 1 have no catalog; segments written before 2026-12-02 no question hashes
+# (they are computed when first asked for).
+OPTIONAL = ("catalog.json", "questions.npy")
 
 
 @dataclass(eq=False)
@@ -42,6 +44,14 @@ class Segment:
     words: BM25
     chars: BM25
     dense: VectorIndex
+    questions: np.ndarray | None = None  # build.question_hashes; None until needed, if absent
+
+    def question_hashes(self) -> np.ndarray:
+        if self.questions is None:
+            from indexer.build import question_hashes  # build imports this module
+
+            self.questions = question_hashes(self.kinds, self.texts)
+        return self.questions
 
 
 @dataclass
@@ -55,6 +65,12 @@ class View:
     words: SegmentedBM25
     chars: SegmentedBM25
     dense: VectorIndex | SegmentedVectors
+    parts: list[tuple[Segment, np.ndarray | None]] = field(default_factory=list)  # live passages
+
+    def question_hashes(self) -> np.ndarray:
+        """build.question_hashes of every live passage, in passage order."""
+        return np.concatenate([s.question_hashes() if live is None else s.question_hashes()[live]
+                               for s, live in self.parts]) if self.parts else np.zeros(0, np.int64)
 
 
 # Segments of the snapshots loaded last, by uid, with the index folder they belong to. Loading
@@ -96,6 +112,8 @@ def load_segment(folder: Path, entry: dict) -> Segment:
                 words=BM25.load(f"{p}words"),
                 chars=BM25.load(f"{p}chars"),
                 dense=dense.result(),
+                questions=np.load(f"{p}questions.npy") if Path(f"{p}questions.npy").exists()
+                else None,
             )
     return segment
 
@@ -132,7 +150,7 @@ def load_view(folder: Path, manifest: dict) -> View:
     if len(segments) == 1 and not listed[0]["deleted"]:
         s = segments[0]
         return View(s.articles, s.owner, s.kinds, s.texts, SegmentedBM25([s.words], [None]),
-                    SegmentedBM25([s.chars], [None]), s.dense)
+                    SegmentedBM25([s.chars], [None]), s.dense, [(s, None)])
     articles, owners, kinds, texts, live_passages = [], [], [], [], []
     for s, e in zip(segments, listed):
         alive = np.ones(len(s.articles), dtype=bool)
@@ -158,6 +176,7 @@ def load_view(folder: Path, manifest: dict) -> View:
         words=SegmentedBM25([s.words for s in segments], live_passages),
         chars=SegmentedBM25([s.chars for s in segments], live_passages),
         dense=SegmentedVectors([s.dense for s in segments], live_passages),
+        parts=list(zip(segments, live_passages)),
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.normalize import normalize, strip_fillers
+from indexer.normalize import question_key
 from indexer.passages import plain_text
 from kb.article import Article, load_folder
 
@@ -34,11 +34,6 @@ def lint_folder(content_dir: Path, today: dt.date | None = None) -> list[Problem
     articles, errors = load_folder(content_dir)
     problems = [Problem(e.path, e.line, e.problem) for e in errors]
     return problems + lint_articles(articles, today or dt.date.today())
-
-
-def question_key(text: str) -> str:
-    """What makes two questions the same question: normalised, without fillers or end marks."""
-    return strip_fillers(normalize(text)).rstrip("?？。!！ ")
 
 
 def questions_of(a: Article) -> list[tuple[str, str]]:

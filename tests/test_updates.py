@@ -212,6 +212,36 @@ def test_a_replaced_searcher_is_freed_at_once(hash_kb, content, updating):
     finally:
         gc.enable()
 
+
+def remove_similar(path, question):
+    article = parse_article(path.read_text(encoding="utf-8"), path)
+    edited = dataclasses.replace(article, similar=tuple(q for q in article.similar
+                                                        if q != question))
+    path.write_text(dump_article(edited), encoding="utf-8")
+
+
+@pytest.mark.parametrize("hashes_on_disk", [True, False])  # False: a segment from before them
+def test_who_asks_a_question_follows_updates(hash_kb, content, updating, hashes_on_disk):
+    hash_kb.reindex()
+    base = hash_kb.index_dir / hash_kb.stats()["snapshot"] / "questions.npy"
+    assert base.exists()
+    if not hashes_on_disk:
+        base.unlink()
+        segments._loaded.clear()
+    s = hash_kb.searcher()
+    owner, kind = s.question_owner("  交电费有啥办法？")  # the same question, as lint compares
+    assert (owner["id"], kind) == ("pay-channels", "similar")
+    assert s.question_owner("电费可以通过哪些方式缴纳")[1] == "title"
+    assert s.question_owner("交电费有啥办法", other_than="pay-channels") is None
+    assert s.question_owner("一个没有文章问过的问题") is None
+    remove_similar(content / "billing" / "pay-channels.md", "交电费有啥办法")
+    add_similar(content / "billing" / "pay-channels.md", "电费能在银行柜台交吗")
+    assert hash_kb.reindex().build == "update"
+    s = hash_kb.searcher()
+    assert s.question_owner("交电费有啥办法") is None  # its old version is deleted
+    assert s.question_owner("电费能在银行柜台交吗")[0]["id"] == "pay-channels"
+    assert s.question_owner("电费可以通过哪些方式缴纳")[1] == "title"
+
 def test_format_1_index_is_read_and_replaced_by_a_full_build(hash_kb, updating):
     hash_kb.reindex()
     before = ranking(hash_kb)
