@@ -254,7 +254,7 @@ def export(settings, kind, out):
     rows = export_rows(settings.content_dir)
     if out == "-" and kind == "xlsx":
         raise click.UsageError("an XLSX workbook cannot go to stdout: give --out FILE")
-    target = click.get_text_stream("stdout") if out == "-" else out or f"kb-export.{kind}"
+    target = sys.stdout if out == "-" else out or f"kb-export.{kind}"
     write_export(rows, target, kind)
     if out != "-":
         click.echo(f"exported {len(rows) - 1} articles to {target}")
