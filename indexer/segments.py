@@ -112,10 +112,19 @@ def load_segment(folder: Path, entry: dict) -> Segment:
                 words=BM25.load(f"{p}words"),
                 chars=BM25.load(f"{p}chars"),
                 dense=dense.result(),
-                questions=np.load(f"{p}questions.npy") if Path(f"{p}questions.npy").exists()
-                else None,
+                questions=read_questions(Path(f"{p}questions.npy"), len(passages["text"])),
             )
     return segment
+
+
+def read_questions(path: Path, passages: int) -> np.ndarray | None:
+    """The segment's question hashes (build.question_hashes); None for a segment without."""
+    if not path.exists():
+        return None
+    hashes = np.load(path)
+    if hashes.shape != (passages,):  # a damaged file can still parse
+        raise ValueError(f"{path.name} holds {hashes.shape} hashes for {passages} passages")
+    return hashes
 
 
 def read_articles(path: Path, texts: list[str], owner: np.ndarray) -> list[dict]:

@@ -8,6 +8,7 @@ reindex uses the real e5 model, because sharing the model between concurrent req
 of what it tests."""
 
 import http.client
+import io
 import json
 import os
 import random
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+import numpy as np
 import pytest
 from served import Served, exchange, folder_hash, raw_get, raw_request
 
@@ -545,6 +547,13 @@ def test_kill_9_during_full_builds_leaves_the_served_index_intact(tmp_path):
     assert sum(landed.values()) == 6
 
 
+
+def npy_bytes(array) -> bytes:
+    """A well-formed .npy file's bytes: damage that parses."""
+    out = io.BytesIO()
+    np.save(out, array)
+    return out.getvalue()
+
 DAMAGE = {
     "truncated dense.faiss": ("dense.faiss", lambda b: b[: len(b) // 2]),
     "empty dense.faiss": ("dense.faiss", lambda b: b""),
@@ -557,6 +566,8 @@ DAMAGE = {
     "truncated chars.vocab.txt": ("chars.vocab.txt", lambda b: b[: len(b) // 2 - 1]),
     "garbage dictionary.json": ("dictionary.json", lambda b: b"\xff\xfe" + b),
     "truncated ranker.npz": ("ranker.npz", lambda b: b[:100]),
+    "truncated questions.npy": ("questions.npy", lambda b: b[: len(b) // 2]),
+    "short questions.npy": ("questions.npy", lambda b: npy_bytes(np.load(io.BytesIO(b))[:-1])),
     "missing passages.json": ("passages.json", None),
 }
 
