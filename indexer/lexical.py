@@ -15,7 +15,6 @@ from scipy import sparse
 
 K1 = 1.2
 B = 0.75
-MAX_RUNS = 32  # live runs per segment copied one by one; more are gathered at once
 
 
 def idf(n_docs, df):
@@ -121,17 +120,36 @@ class SegmentedBM25:
     """Several BM25 segments scored as one: idf over all of them (deleted passages still count,
     as in Lucene, until the segments are merged), then only the live passages, in order."""
 
-    def __init__(self, segments: list[BM25], live: list[np.ndarray | None]):
+    def __init__(self, segments: list[BM25], live: list[np.ndarray | None],
+                 place: list[np.ndarray | None] | None = None):
+        """`place`: from placing(); live order when None."""
         self.segments = segments
+        self.live_masks = live
         self.total_docs = sum(s.n_docs for s in segments)
-        # Live passages as runs of consecutive ids: with few deletions, copying the runs out of
-        # each segment's scores is a handful of block copies; with many, one gather is faster.
         self.live = [np.arange(s.n_docs) if m is None else np.asarray(m, np.int64)
                      for s, m in zip(segments, live)]
-        self.runs = [_runs(m) for m in self.live]
         self.n_docs = sum(len(m) for m in self.live)
         # Live passage -> its segment's start among live ids, for scoring a few passages.
         self.first_live = np.cumsum([0] + [len(m) for m in self.live])
+        self.place = place or self.placing(None)
+
+    def placing(self, position: np.ndarray | None) -> list[np.ndarray | None]:
+        """Where each segment's passages go in scores(): live passage p at position[p] (live
+        order when None), a deleted one one past the end. None for a segment whose passages
+        stay where they are. Two fields of one snapshot share it."""
+        if position is None and len(self.segments) == 1 and self.live_masks[0] is None:
+            return [None]
+        order = np.arange(self.n_docs) if position is None else np.asarray(position)
+        out = []
+        for n, (seg, ids) in enumerate(zip(self.segments, self.live)):
+            place = np.full(seg.n_docs, self.n_docs, dtype=np.int32)
+            place[ids] = order[self.first_live[n] : self.first_live[n + 1]]
+            out.append(place)
+        return out
+
+    def laid_out(self, place: list[np.ndarray | None]) -> "SegmentedBM25":
+        """The same index, its scores() placed by `place` (from placing())."""
+        return SegmentedBM25(self.segments, self.live_masks, place)
 
     def terms(self, tokens: dict[str, float]) -> list[Term]:
         found = []
@@ -153,27 +171,31 @@ class SegmentedBM25:
         return self.scores(terms, self.ceiling(terms))
 
     def scores(self, terms: list[Term], ceiling: float) -> np.ndarray:
-        """Every live passage's BM25 for these terms, divided by `ceiling`."""
+        """Every live passage's BM25 for these terms, divided by `ceiling`, each at its place.
+
+        One scatter of the terms' postings: the weights (with the ceiling and each segment's
+        idf rescaling folded in) go to their passages' places in one sparse product, so a
+        layout costs no pass of its own and a deleted passage only lands past the end."""
         if not terms or ceiling <= 0:  # no term, or only terms of weight 0
             return np.zeros(self.n_docs, dtype=np.float32)
-        whole = len(self.segments) == 1 and self.n_docs == self.total_docs
-        out = None if whole else np.zeros(self.n_docs, dtype=np.float32)
-        at = 0
-        for n, (seg, runs, live) in enumerate(zip(self.segments, self.runs, self.live)):
-            # Divided by the ceiling here, in the weights, rather than in a pass over the scores.
-            use = [(t.weight * t.idf / float(seg.idf[t.ids[n]]) / ceiling, t.ids[n])
-                   for t in terms if t.ids[n] is not None]
-            scores = seg.raw([i for _, i in use], np.array([w for w, _ in use], np.float32))
-            if whole:  # nothing to copy out
-                return scores
-            if len(runs) > MAX_RUNS:
-                out[at : at + len(live)] = scores[live]
-                at += len(live)
+        places, weights = [], []
+        for n, (seg, place) in enumerate(zip(self.segments, self.place)):
+            w, starts = seg.weights, seg.weights.indptr
+            rows = [(t.ids[n], t.weight * t.idf / float(seg.idf[t.ids[n]]) / ceiling)
+                    for t in terms if t.ids[n] is not None]
+            if not rows:
                 continue
-            for a, b in runs:
-                out[at : at + b - a] = scores[a:b]
-                at += b - a
-        return out
+            ids = np.concatenate([w.indices[starts[i] : starts[i + 1]] for i, _ in rows])
+            places.append(ids if place is None else place[ids])
+            weights += [w.data[starts[i] : starts[i + 1]] * np.float32(s) for i, s in rows]
+        if not places:
+            return np.zeros(self.n_docs, dtype=np.float32)
+        at = np.concatenate(places)
+        # A one-column matrix times 1 sums the weights that share a place, in C.
+        bounds = np.array([0, len(at)], dtype=at.dtype)
+        column = sparse.csc_matrix((np.concatenate(weights), at, bounds),
+                                   shape=(self.n_docs + 1, 1))
+        return (column @ np.ones(1, dtype=np.float32))[: self.n_docs]
 
     def scores_at(self, terms: list[Term], passages: np.ndarray, ceiling: float) -> np.ndarray:
         """The same for a few live passages: each term's weight found by binary search in its
@@ -202,16 +224,6 @@ class SegmentedBM25:
                 out[rows[held]] += w.data[w.indptr[i] + at[held]] * scale
         out /= np.float32(ceiling)
         return out
-
-
-def _runs(ids: np.ndarray) -> np.ndarray:
-    """Sorted ids as [start, end) runs of consecutive values."""
-    if not len(ids):
-        return np.zeros((0, 2), dtype=np.int64)
-    breaks = np.flatnonzero(np.diff(ids) != 1) + 1
-    starts = np.concatenate([[0], breaks])
-    ends = np.concatenate([breaks, [len(ids)]])
-    return np.stack([ids[starts], ids[ends - 1] + 1], axis=1)
 
 
 def token_weights(tokens: list[str], extra: list[str] = (), extra_weight: float = 0.5):

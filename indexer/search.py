@@ -60,17 +60,19 @@ class Hit:
 
 @dataclass(frozen=True)
 class FieldScores:
-    """One lexical field's scores for a query: over every passage for its selective terms,
-    with its common terms (if split off) still to add where the exact scores are needed."""
+    """One lexical field's scores for a query: over every passage for its selective terms (laid
+    out as the searcher's ArticleMax wants them), with its common terms (if split off) still to
+    add where the exact scores are needed."""
 
     index: SegmentedBM25
-    passages: np.ndarray
+    passages: np.ndarray  # passage p's score at position[p]
+    position: np.ndarray
     rest: list[Term]
     ceiling: float
 
     def at(self, pids: np.ndarray) -> np.ndarray:
         """Exact scores of these passages, every term counted."""
-        scores = self.passages[pids]
+        scores = self.passages[self.position[pids]]
         if self.rest:
             scores += self.index.scores_at(self.rest, pids, self.ceiling)
         return scores
@@ -122,12 +124,17 @@ class Searcher:
         counts = np.bincount(self.owner, minlength=len(self.articles))
         self.starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.article_max = ArticleMax(self.starts)
+        self.position = self.article_max.position
         # Multiplying by a vector costs a seventh of scaling the answer passages by a mask.
         answers = np.array([k == "answer" for k in self.kinds], dtype=bool)
         self.passage_weight = np.where(answers, self.params.answer_weight, 1.0).astype(np.float32)
+        self.laid_out_weight = self.article_max.lay_out(self.passage_weight)
         dictionary = json.loads((folder / "dictionary.json").read_text(encoding="utf-8"))
         self.segmenter = Segmenter(dictionary["terms"], dictionary["synonyms"])
-        self.words, self.chars, self.dense = view.words, view.chars, view.dense
+        # Lexical scores come out in the layout of the per-article maxima (indexer/groups.py).
+        place = view.words.placing(self.position)  # the chars field's too: the same passages
+        self.words, self.chars = view.words.laid_out(place), view.chars.laid_out(place)
+        self.dense = view.dense
         self._view_question_hashes, self._question_hashes = view.question_hashes, None
         learned = folder / "ranker.npz"
         self.ranker = None
@@ -157,7 +164,8 @@ class Searcher:
         return Query(text=text, words=words, expansions=self.segmenter.expand(words))
 
     def lexical_scores(self, q: Query) -> dict[str, FieldScores]:
-        """Per-passage normalised BM25 for both fields (answer passages not yet weighted)."""
+        """Per-passage normalised BM25 for both fields (answer passages not yet weighted), in
+        the layout of self.article_max."""
         p = self.params
         extra_grams = [g for s in q.expansions for g in char_grams(s)]
         fields = {
@@ -176,7 +184,8 @@ class Searcher:
                 if selective:  # a query of common terms only is scored whole
                     rest = [t for t in terms if t.df > common]
                     terms = selective
-            out[name] = FieldScores(index, index.scores(terms, ceiling), rest, ceiling)
+            out[name] = FieldScores(index, index.scores(terms, ceiling), self.position, rest,
+                                    ceiling)
         return out
 
     def search(self, raw: str, k: int = 10, category: str | None = None) -> list[Hit]:
@@ -197,8 +206,8 @@ class Searcher:
         # Lexical candidates: the articles whose best passage matches both fields best. One
         # pass over the passages, where a maximum per field took two (1 ms each at 50,000
         # articles); every candidate is then scored exactly, field by field, below.
-        passage_total = lex["chars"].passages + lex["words"].passages
-        passage_total *= self.passage_weight
+        passage_total = lex["chars"].passages + lex["words"].passages  # laid out
+        passage_total *= self.laid_out_weight
         lexical_total = self.article_max.of(passage_total)
         if allowed is not None:
             lexical_total = np.where(allowed, lexical_total, -1.0)

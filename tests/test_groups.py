@@ -22,7 +22,8 @@ def test_maxima_match_reduceat(counts):
     for _ in range(5):
         values = rng.random(starts[-1]).astype(np.float32)
         values[rng.random(len(values)) < 0.5] = 0.0  # most passages miss most queries
-        got = ArticleMax(starts).of(values)
+        maxima = ArticleMax(starts)
+        got = maxima.of(maxima.lay_out(values))
         assert got.dtype == values.dtype
         assert np.array_equal(got, np.maximum.reduceat(values, starts[:-1]))
 
@@ -32,11 +33,30 @@ def test_many_articles_of_mixed_length():
     counts = rng.integers(1, 12, size=5000)
     starts = runs(counts)
     values = rng.normal(size=starts[-1]).astype(np.float32)  # negative values too
-    assert np.array_equal(ArticleMax(starts).of(values), np.maximum.reduceat(values, starts[:-1]))
+    maxima = ArticleMax(starts)
+    assert np.array_equal(maxima.of(maxima.lay_out(values)),
+                          np.maximum.reduceat(values, starts[:-1]))
+
+
+def test_the_layout_puts_each_slot_in_one_run():
+    """Every passage gets its own place; slot j holds the j-th passage of every article that
+    has one, longest articles first, so a maximum per slot reads one contiguous run."""
+    counts = [2, 3, 1, 3]
+    maxima = ArticleMax(runs(counts))
+    assert sorted(maxima.position.tolist()) == list(range(sum(counts)))
+    # Article order by length: 1, 3 (three passages), 0 (two), 2 (one).
+    assert maxima.have == [4, 3, 2]
+    # Passage 0 of article 1 (passage id 2) is first; passage 2 of article 3 (id 8) is last.
+    assert maxima.position[2] == 0 and maxima.position[8] == 8
+    # Anything after the passages (where SegmentedBM25 drops deleted passages) is ignored.
+    values = np.arange(9, dtype=np.float32)
+    padded = np.append(maxima.lay_out(values), np.float32(100))
+    assert maxima.of(padded).tolist() == [1, 4, 5, 8]
 
 
 def test_no_articles():
-    assert ArticleMax(runs([])).of(np.zeros(0, np.float32)).shape == (0,)
+    maxima = ArticleMax(runs([]))
+    assert maxima.of(maxima.lay_out(np.zeros(0, np.float32))).shape == (0,)
 
 
 def test_an_article_without_passages_is_refused():

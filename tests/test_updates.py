@@ -12,7 +12,7 @@ import weakref
 import numpy as np
 import pytest
 
-from indexer import build, lexical, ranker, segments
+from indexer import build, ranker, segments
 from indexer.embedders import HashEmbedder
 from indexer.lexical import BM25, SegmentedBM25
 from indexer.vector import SegmentedVectors, VectorIndex
@@ -256,9 +256,7 @@ def test_format_1_index_is_read_and_replaced_by_a_full_build(hash_kb, updating):
     assert old.reindex().build == "full: the live index has an older format"
 
 
-@pytest.mark.parametrize("max_runs", [32, 0])  # block copies, or one gather
-def test_segmented_bm25_scores_as_one_index(max_runs, monkeypatch):
-    monkeypatch.setattr(lexical, "MAX_RUNS", max_runs)
+def test_segmented_bm25_scores_as_one_index():
     docs = [["停电", "报修"], ["电费", "缴纳", "电费"], ["停电", "通知"], ["电表", "校验"],
             ["电费", "高"], ["报修", "进度", "停电"]]
     whole = BM25.build(docs)
@@ -269,6 +267,29 @@ def test_segmented_bm25_scores_as_one_index(max_runs, monkeypatch):
     # Deleted passages drop out of the scores; they still count for idf until a merge.
     without = SegmentedBM25(parts, [np.array([0, 2, 3]), None])
     assert np.allclose(without.score(query), whole.score(query)[[0, 2, 3, 4, 5]], atol=1e-6)
+
+
+@pytest.mark.parametrize("live", [[None], [None, None], [np.array([0, 2, 3]), np.array([1])]])
+def test_laid_out_scores_are_the_same_scores_in_another_order(live):
+    """The search asks for scores in its per-article-maxima layout (indexer/groups.py): the
+    postings land straight at their places, deleted passages nowhere."""
+    docs = [["停电", "报修"], ["电费", "缴纳", "电费"], ["停电", "通知"], ["电表", "校验"],
+            ["电费", "高"], ["报修", "进度", "停电"]]
+    whole = BM25.build(docs)
+    parts = [whole] if len(live) == 1 else [BM25.build(docs[:4], whole.avgdl),
+                                             BM25.build(docs[4:], whole.avgdl)]
+    index = SegmentedBM25(parts, live)
+    position = np.random.default_rng(len(live)).permutation(index.n_docs)
+    laid = index.laid_out(index.placing(position))
+    terms = index.terms({"停电": 1.0, "电费": 1.0, "进度": 0.5})
+    ceiling = index.ceiling(terms)
+    plain = index.scores(terms, ceiling)
+    assert plain.max() > 0
+    placed = laid.scores(terms, ceiling)
+    assert len(placed) == index.n_docs
+    assert np.array_equal(placed[position], plain)
+    some = np.arange(index.n_docs)[::2]
+    assert np.array_equal(laid.scores_at(terms, some, ceiling), index.scores_at(terms, some, ceiling))
 
 
 def test_a_few_passages_score_as_in_the_full_pass():
