@@ -118,7 +118,8 @@ class Term:
 
 class SegmentedBM25:
     """Several BM25 segments scored as one: idf over all of them (deleted passages still count,
-    as in Lucene, until the segments are merged), then only the live passages, in order."""
+    as in Lucene, until the segments are merged), then only the live passages, in live order or
+    in a layout the caller asks for (laid_out)."""
 
     def __init__(self, segments: list[BM25], live: list[np.ndarray | None],
                  place: list[np.ndarray | None] | None = None):
