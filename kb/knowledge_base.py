@@ -1,6 +1,7 @@
 """KnowledgeBase: the one object the CLI and the server call."""
 
 import threading
+import weakref
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from indexer.embedders import Embedder, make_embedder
 from indexer.search import Hit, Query, RankParams, Searcher
 from indexer.segment import load_dictionary
 from indexer.segments import read_json
+from kb import allocator
 from kb.errors import ArticleError, BadQuery, KBError, NotFound
 from kb.locks import file_lock
 from kb.scan import scan
@@ -205,6 +207,8 @@ class KnowledgeBase:
                     folder = snapshot.current_folder(self.index_dir)
                     self._searcher = Searcher(folder, self._query_embedder(), self.params)
                     self._searcher_name = folder.name
+                    # Once the last request holding it is done, its memory goes back.
+                    weakref.finalize(self._searcher, _released).atexit = False
         return self._searcher
 
     def prepare(self, query: str, searcher: Searcher | None = None) -> Query:
@@ -238,3 +242,7 @@ class KnowledgeBase:
             categories[a["category"]] = categories.get(a["category"], 0) + 1
         return {**s.manifest, "snapshot": s.folder.name, "categories": categories}
 
+
+def _released() -> None:
+    """A replaced searcher was freed (kb.allocator.give_back_freed says why this matters)."""
+    allocator.give_back_freed()

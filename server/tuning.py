@@ -7,10 +7,9 @@
   with a dozen request threads that is a hundred MB of resident memory doing nothing. Two
   arenas cost no measurable speed here."""
 
-import ctypes
-import ctypes.util
-
 import anyio.to_thread
+
+from kb.allocator import limit_arenas
 
 SEARCH_THREADS = 8  # anyio's default is 40
 # For uvicorn.run / uvicorn.Config. Its h11 parser refuses a request head still incomplete past
@@ -19,14 +18,9 @@ SEARCH_THREADS = 8  # anyio's default is 40
 # request line a browser sends; bodies have their own limit (server/limits.py).
 UVICORN_OPTIONS = {"h11_max_incomplete_event_size": 256 * 1024}
 MALLOC_ARENAS = 2
-_M_ARENA_MAX = -8  # glibc's mallopt parameter number
 
 
 def tune_for_serving() -> None:
     """Call from the event loop at startup, before request threads exist."""
     anyio.to_thread.current_default_thread_limiter().total_tokens = SEARCH_THREADS
-    name = ctypes.util.find_library("c")
-    try:
-        ctypes.CDLL(name).mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
-    except (OSError, AttributeError, TypeError):
-        pass  # not glibc: nothing to tune
+    limit_arenas(MALLOC_ARENAS)

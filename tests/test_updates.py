@@ -16,7 +16,7 @@ from indexer import build, ranker, segments
 from indexer.embedders import HashEmbedder
 from indexer.lexical import BM25, SegmentedBM25
 from indexer.vector import SegmentedVectors, VectorIndex
-from kb import scan
+from kb import allocator, scan
 from kb.article import article_stats, dump_article, parse_article
 from kb.errors import NotFound
 from kb.knowledge_base import KnowledgeBase
@@ -211,6 +211,22 @@ def test_a_replaced_searcher_is_freed_at_once(hash_kb, content, updating):
         assert old() is None
     finally:
         gc.enable()
+
+
+def test_memory_goes_back_when_a_replaced_searcher_is_freed(hash_kb, content, updating,
+                                                             monkeypatch):
+    """Not when the new snapshot loads: a request may still be searching the old one."""
+    assert allocator.give_back_freed()  # glibc's malloc_trim, on this machine
+    released = []
+    monkeypatch.setattr(allocator, "give_back_freed", lambda: released.append(1) or True)
+    hash_kb.reindex()
+    held = hash_kb.searcher()
+    add_similar(content / "billing" / "pay-channels.md", "电费能在银行柜台交吗")
+    hash_kb.reindex()
+    assert hash_kb.search("电费能在银行柜台交吗")[0].id == "pay-channels"
+    assert hash_kb.searcher() is not held and released == []
+    del held
+    assert released == [1]
 
 
 def remove_similar(path, question):
