@@ -220,7 +220,7 @@ class Editor:
 
     def version(self, article_id: str) -> tuple[Path, str]:
         """The article's file and its version as it is on disk now."""
-        path = Path(self.kb.get(article_id)["path"])
+        path = self.kb.article_file(article_id)
         try:
             return path, content_hash(path.read_text(encoding="utf-8"))
         except FileNotFoundError:

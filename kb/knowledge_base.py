@@ -232,6 +232,19 @@ class KnowledgeBase:
             raise NotFound(f"no article '{article_id}'")
         return searcher.articles[index]
 
+    def article_file(self, article_id: str) -> Path:
+        """Where the article's file is now, as the last scan of content_dir found it. The
+        index's record keeps the path it was built from, and an unchanged article is not
+        rebuilt, so that path goes stale once the file moves, or the whole content folder does
+        (a copy, a restored backup, another mount point): writing there would edit another
+        copy of the content, or fail."""
+        self.get(article_id)  # NotFound for an article the index does not hold
+        with self._store() as store:
+            found = store.file_of(article_id)
+        if found is None:
+            raise NotFound(f"no article '{article_id}': its file is gone")
+        return Path(found)
+
     def articles(self) -> list[dict]:
         return self.searcher().articles
 

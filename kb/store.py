@@ -74,6 +74,12 @@ class Store:
                 replace=True,
             )
 
+    def file_of(self, article_id: str) -> str | None:
+        """The file the last scan found this article in."""
+        row = self.db.execute("SELECT path FROM files WHERE id = ? LIMIT 1",
+                              [article_id]).fetchone()
+        return row[0] if row else None
+
     def forget_files(self, paths: list[str]) -> None:
         with self.db.conn:
             for start in range(0, len(paths), 500):

@@ -437,6 +437,46 @@ def test_edits_from_two_editor_objects_are_serialised(kb):
     assert sorted(results) == ["StaleVersion", "saved"]
 
 
+def add_question(editor, kb, question):
+    from kb.editing import draft
+
+    article = kb.get(ARTICLE)
+    values = {k: article[k] for k in ("id", "title", "category", "answer", "basis")}
+    values |= {"tags": article["tags"], "similar": [*article["similar"], question],
+               "related": article["related"]}
+    _, version = editor.version(ARTICLE)
+    editor.update(ARTICLE, draft(**values), f'"{version}"')
+
+
+def test_a_copied_content_and_data_folder_is_edited_in_its_own_files(hash_kb, content, tmp_path):
+    """The index keeps the paths it was built from, and an unchanged article is not rebuilt:
+    a copy of content/ and data/ elsewhere (a restored backup, another mount point) must not
+    write its edits into the original's files."""
+    hash_kb.reindex()
+    relative = Path(hash_kb.get(ARTICLE)["path"]).relative_to(content)
+    moved = tmp_path / "moved"
+    shutil.copytree(content, moved / "content")
+    shutil.copytree(hash_kb.data_dir, moved / "data")
+    kb = KnowledgeBase(moved / "content", moved / "data", hash_kb.embedder)
+    before = (content / relative).read_text(encoding="utf-8")
+    add_question(Editor(kb), kb, "搬到新目录以后加的问法")
+    assert "搬到新目录以后加的问法" in (moved / "content" / relative).read_text(encoding="utf-8")
+    assert (content / relative).read_text(encoding="utf-8") == before
+    assert kb.search("搬到新目录以后加的问法")[0].id == ARTICLE
+
+
+def test_an_article_moved_to_another_folder_is_edited_where_it_is(hash_kb, content):
+    hash_kb.reindex()
+    old = Path(hash_kb.get(ARTICLE)["path"])
+    new = content / "billing" / old.name
+    old.rename(new)
+    hash_kb.reindex()  # the same text: the article is unchanged, its record keeps the old path
+    add_question(Editor(hash_kb), hash_kb, "换了文件夹以后加的问法")
+    assert not old.exists()
+    assert "换了文件夹以后加的问法" in new.read_text(encoding="utf-8")
+    assert hash_kb.search("换了文件夹以后加的问法")[0].id == ARTICLE
+
+
 # The watcher.
 
 
