@@ -231,7 +231,10 @@ class Editor:
             if article.id in self.kb.searcher().by_id:
                 raise ArticleExists(
                     f"article '{article.id}' exists already: edit it, or choose another id")
-            folder = folder_for(article.category, self.kb.articles(), self.kb.content_dir)
+            files = self.kb.article_files()
+            records = ({"category": a["category"], "path": files.get(a["id"], a["path"])}
+                       for a in self.kb.articles())
+            folder = folder_for(article.category, records, self.kb.content_dir)
             path = self.kb.content_dir / folder / f"{article.id}.md"
             if path.exists():
                 raise ArticleExists(f"{path} exists but is not indexed: `kb lint` says why")

@@ -245,6 +245,11 @@ class KnowledgeBase:
             raise NotFound(f"no article '{article_id}': its file is gone")
         return Path(found)
 
+    def article_files(self) -> dict[str, str]:
+        """Article id -> its file now (article_file says why not the record's path)."""
+        with self._store() as store:
+            return store.article_files()
+
     def articles(self) -> list[dict]:
         return self.searcher().articles
 

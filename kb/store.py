@@ -80,6 +80,10 @@ class Store:
                               [article_id]).fetchone()
         return row[0] if row else None
 
+    def article_files(self) -> dict[str, str]:
+        """Article id -> the file the last scan found it in."""
+        return dict(self.db.execute("SELECT id, path FROM files"))
+
     def forget_files(self, paths: list[str]) -> None:
         with self.db.conn:
             for start in range(0, len(paths), 500):

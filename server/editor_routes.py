@@ -95,10 +95,12 @@ def editor_router(editor: Editor, kb: KnowledgeBase, editor_check, reader_check)
            dependencies=reading)
     def list_articles():
         """Every indexed article, for the editor's list (open, as search is)."""
+        files = kb.article_files()  # where the files are now, not where the index was built
         return [ArticleSummary(
             id=a["id"], title=a["title"], category=a["category"], tags=a["tags"],
             similar=a["similar"], effective=a["effective"], effective_to=a["effective_to"],
-            path=relative(a["path"]), etag=a["content_hash"]) for a in kb.articles()]
+            path=relative(files.get(a["id"], a["path"])), etag=a["content_hash"])
+            for a in kb.articles()]
 
     @r.post("/api/articles", status_code=201, response_model=EditResult, tags=["editor"],
             dependencies=editing)

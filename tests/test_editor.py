@@ -15,7 +15,7 @@ from indexer.search import RankParams
 from kb.article import content_hash, load_file
 from kb.cli import cli
 from kb.config import Settings
-from kb.editing import Editor
+from kb.editing import Editor, draft
 from kb.errors import ConfigError
 from kb.knowledge_base import KnowledgeBase
 from kb.regressions import SavedTests
@@ -411,7 +411,6 @@ def test_searches_never_fail_while_articles_are_written(client):
 
 def test_edits_from_two_editor_objects_are_serialised(kb):
     """Two Editors on one data folder (as two worker processes have) take turns."""
-    from kb.editing import draft
 
     first, second = Editor(kb), Editor(kb)
     article = kb.get(ARTICLE)
@@ -438,8 +437,6 @@ def test_edits_from_two_editor_objects_are_serialised(kb):
 
 
 def add_question(editor, kb, question):
-    from kb.editing import draft
-
     article = kb.get(ARTICLE)
     values = {k: article[k] for k in ("id", "title", "category", "answer", "basis")}
     values |= {"tags": article["tags"], "similar": [*article["similar"], question],
@@ -448,21 +445,39 @@ def add_question(editor, kb, question):
     editor.update(ARTICLE, draft(**values), f'"{version}"')
 
 
-def test_a_copied_content_and_data_folder_is_edited_in_its_own_files(hash_kb, content, tmp_path):
-    """The index keeps the paths it was built from, and an unchanged article is not rebuilt:
-    a copy of content/ and data/ elsewhere (a restored backup, another mount point) must not
-    write its edits into the original's files."""
-    hash_kb.reindex()
-    relative = Path(hash_kb.get(ARTICLE)["path"]).relative_to(content)
+def copied(kb, tmp_path) -> KnowledgeBase:
+    """content/ and data/ copied elsewhere (a restored backup, another mount point): the
+    index's records keep the paths it was built from, and unchanged articles are not rebuilt."""
+    kb.reindex()
     moved = tmp_path / "moved"
-    shutil.copytree(content, moved / "content")
-    shutil.copytree(hash_kb.data_dir, moved / "data")
-    kb = KnowledgeBase(moved / "content", moved / "data", hash_kb.embedder)
+    shutil.copytree(kb.content_dir, moved / "content")
+    shutil.copytree(kb.data_dir, moved / "data")
+    return KnowledgeBase(moved / "content", moved / "data", kb.embedder)
+
+
+def test_a_copied_content_and_data_folder_is_edited_in_its_own_files(hash_kb, content, tmp_path):
+    """Not in the original's files, where the copy's index would never see the edit."""
+    kb = copied(hash_kb, tmp_path)
+    relative = Path(kb.get(ARTICLE)["path"]).relative_to(content)
     before = (content / relative).read_text(encoding="utf-8")
     add_question(Editor(kb), kb, "搬到新目录以后加的问法")
-    assert "搬到新目录以后加的问法" in (moved / "content" / relative).read_text(encoding="utf-8")
+    assert "搬到新目录以后加的问法" in (kb.content_dir / relative).read_text(encoding="utf-8")
     assert (content / relative).read_text(encoding="utf-8") == before
     assert kb.search("搬到新目录以后加的问法")[0].id == ARTICLE
+
+
+def test_a_copied_folder_lists_its_own_files_and_files_new_articles_there(hash_kb, content,
+                                                                          tmp_path):
+    kb = copied(hash_kb, tmp_path)
+    relative = Path(kb.get(ARTICLE)["path"]).relative_to(content)
+    kb.reindex()  # the server's start does this scan too; the content is unchanged
+    with make_client(kb) as client:
+        listed = {a["id"]: a["path"] for a in client.get("/api/articles").json()}
+    assert listed[ARTICLE] == relative.as_posix()
+    # Into its category's folder, not the editors' default one (what unknown folders give).
+    saved = Editor(kb).create(draft(id="moved-new-one", title="搬家后新建的文章",
+                                    category=kb.get(ARTICLE)["category"], answer="答复。"))
+    assert Path(saved.path).parent == kb.content_dir / relative.parent
 
 
 def test_an_article_moved_to_another_folder_is_edited_where_it_is(hash_kb, content):
