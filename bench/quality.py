@@ -57,10 +57,10 @@ class _Hit:
     confident: bool = False
 
 
-def run_case(name: str, articles, queries, tmp: Path) -> list[tuple]:
+def run_case(name: str, articles, queries, tmp: Path, embedder: str = "e5") -> list[tuple]:
     content = tmp / name / "content"
     write_content(articles, content)
-    kb = KnowledgeBase(content, tmp / name / "data")
+    kb = KnowledgeBase(content, tmp / name / "data", embedder)
     started = time.perf_counter()
     kb.reindex()
     print(f"  {name}: indexed {len(articles)} articles in {time.perf_counter() - started:.1f}s")
@@ -103,15 +103,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument("--embedder", default="e5",
+                        help="as KB_EMBEDDER: 'e5' (default) or 'st:<model directory>'")
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory(prefix="kb-quality-") as tmp:
         for folder in args.folders:
             articles = faq_articles(folder / "kb.jsonl")
             queries = faq_queries(folder / "queries.jsonl")
-            rows += run_case(folder.name, articles, queries, Path(tmp))
+            rows += run_case(folder.name, articles, queries, Path(tmp), args.embedder)
             moved, rest = curated(articles, queries)
-            rows += run_case(f"{folder.name} curated", moved, rest, Path(tmp))
+            rows += run_case(f"{folder.name} curated", moved, rest, Path(tmp), args.embedder)
     text = table(rows)
     print(text)
     emb = np.median([r.query_ms_p50 for n, lbl, r in rows if lbl.startswith("dense only")])

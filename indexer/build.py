@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer import ranker, segments, snapshot
+from indexer import ranker, scale, segments, snapshot
 from indexer.lexical import BM25
 from indexer.normalize import key_hash, normalize, question_key, strip_fillers
 from indexer.passages import QUESTION_KINDS, article_passages
@@ -149,8 +149,10 @@ def build_snapshot(
     folder = snapshot.new_folder(index_dir)
     built = write_segment(folder, "", articles, seg, embed, dim, to_simplified)
     questions = np.array([k in QUESTION_KINDS for k in built.kinds], dtype=bool)
+    cosine = scale.cosine_map(embedder_id, built.vectors[questions])
     learned = ranker.train(built.vectors[questions], built.owners[questions], len(articles),
-                           start=warm_start(previous, [a.id for a in articles], dim))
+                           start=warm_start(previous, [a.id for a in articles], dim),
+                           scale=cosine[0])
     if learned is not None:
         np.savez(folder / "ranker.npz", weights=learned[0], bias=learned[1], none=learned[2])
     snapshot.write_json(folder / "dictionary.json", {"terms": terms, "synonyms": synonyms})
@@ -162,6 +164,7 @@ def build_snapshot(
         "passages": len(built.kinds),
         "vector_index": built.entry["vector_index"],
         "ranker": learned is not None,
+        "cosine_map": list(cosine),
         "content_hash": _digest(a.content_hash for a in articles),
         "to_simplified": to_simplified,
         "segments": [built.entry],
@@ -201,6 +204,8 @@ def rebuild_reason(manifest: dict, embedder_id: str, to_simplified: bool) -> str
         return "the live index has an older format"
     if manifest["embedder"] != embedder_id or manifest.get("to_simplified") != to_simplified:
         return "the embedder or the normalisation changed"
+    if manifest["embedder"].startswith("st:") and "cosine_map" not in manifest:
+        return "the index was built before cosines were mapped to one scale"
     return None
 
 

@@ -29,10 +29,13 @@ MAX_WORK = 6_000_000  # training questions x articles
 
 
 def train(vectors: np.ndarray, owner: np.ndarray, n_articles: int,
-          start: np.ndarray | None = None):
+          start: np.ndarray | None = None, scale: float = 1.0):
     """(weights dim x n, bias n, none-of-these logit) or None when too small or too large.
     `start` (dim x n) holds a previous ranker's columns; an all-zero column (a new article)
-    starts, as every column of a cold start does, from the article's mean question."""
+    starts, as every column of a cold start does, from the article's mean question.
+    `scale` maps this model's cosine differences onto the default model's (indexer/scale.py):
+    the softmax is as sharp as it is with the default model, and the returned weights and
+    logit carry the factor, so that `probabilities` needs nothing more."""
     if n_articles < 2 or len(vectors) * n_articles > MAX_WORK:
         return None
     x = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -42,19 +45,23 @@ def train(vectors: np.ndarray, owner: np.ndarray, n_articles: int,
     weights /= np.maximum(np.linalg.norm(weights, axis=0, keepdims=True), 1e-9)  # mean question
     epochs = EPOCHS
     if start is not None:
-        known = np.linalg.norm(start, axis=0) > 0
-        weights[:, known] = start[:, known]
+        norms = np.linalg.norm(start, axis=0)
+        known = norms > 0
+        weights[:, known] = start[:, known] / norms[known]  # saved columns carry the scale
         epochs = WARM_EPOCHS
     # No learned bias: it would lift an article for every query, related or not.
     bias = np.zeros(n_articles, dtype=np.float32)
     rows = np.arange(len(owner))
     for _ in range(epochs):
-        grad = _softmax_with_none(x @ weights + bias, none_logit)[:, :-1]
+        # The step keeps the default's size: scaled with the softmax, it left a wide model's
+        # ranker short of converged in EPOCHS (m3e-small: curated unionpay-dev R@1 0.530
+        # against 0.539).
+        grad = _softmax_with_none(scale * (x @ weights + bias), scale * none_logit)[:, :-1]
         grad[rows, owner] -= 1.0
         weights -= LEARNING_RATE * (TEMPERATURE * (x.T @ grad) / len(owner) + L2 * weights)
         # Unit columns: a logit stays a cosine to a learned prototype, comparable to none_logit.
         weights /= np.maximum(np.linalg.norm(weights, axis=0, keepdims=True), 1e-9)
-    return weights, bias, np.float32(none_logit)
+    return weights * np.float32(scale), bias, np.float32(none_logit * scale)
 
 
 def probabilities(query: np.ndarray, weights, bias, none_logit) -> np.ndarray:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer import ranker, segments, snapshot
+from indexer import ranker, scale, segments, snapshot
 from indexer.embedders import Embedder
 from indexer.fusion import fuse
 from indexer.groups import ArticleMax
@@ -135,6 +135,9 @@ class Searcher:
         place = view.words.placing(self.position)  # the chars field's too: the same passages
         self.words, self.chars = view.words.laid_out(place), view.chars.laid_out(place)
         self.dense = view.dense
+        # Cosines onto the default model's scale (indexer/scale.py); (1, 0) for the default.
+        self.cosine_a, self.cosine_b = (np.float32(v) for v in
+                                        manifest.get("cosine_map", scale.IDENTITY))
         self._view_question_hashes, self._question_hashes = view.question_hashes, None
         learned = folder / "ranker.npz"
         self.ranker = None
@@ -231,7 +234,10 @@ class Searcher:
         pids = np.arange(sizes.sum()) + np.repeat(self.starts[cand] - offsets, sizes)
         weight = self.passage_weight[pids]  # answer passages count a little less
         if qv is not None:
-            dense_p = self.dense.dots(pids, qv) * weight
+            dense_p = self.dense.dots(pids, qv)
+            if self.cosine_a != 1 or self.cosine_b != 0:
+                dense_p = dense_p * self.cosine_a + self.cosine_b
+            dense_p = dense_p * weight
         else:
             dense_p = np.zeros(len(pids), dtype=np.float32)
         sig_p = {"dense": dense_p, "chars": lex["chars"].at(pids) * weight,
