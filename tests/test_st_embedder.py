@@ -102,4 +102,10 @@ def test_another_model_is_weighed_as_the_default_is(content_eval):
     assert raw.confident_precision < 0.8  # e5's thresholds on raw cosines: what the map is for
     assert mapped.recall_at_1 > raw.recall_at_1 + 0.03
     assert mapped.mrr_at_10 > raw.mrr_at_10 + 0.03
-    assert mapped.confident_share == 0 or mapped.confident_precision >= 0.9
+    # Confident and wrong: 39 of 353 on raw cosines, 1 with the map (counted, not a precision
+    # over a dozen answers, which one near tie on another CPU could swing).
+    assert _confident_wrong(mapped) * 4 <= _confident_wrong(raw)
+
+
+def _confident_wrong(report) -> int:
+    return round(report.queries * report.confident_share * (1 - report.confident_precision))
