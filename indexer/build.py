@@ -152,7 +152,8 @@ def build_snapshot(
     cosine = scale.cosine_map(embedder_id, built.vectors[questions])
     learned = ranker.train(built.vectors[questions], built.owners[questions], len(articles),
                            start=warm_start(previous, [a.id for a in articles], dim),
-                           scale=cosine[0])
+                           scale=cosine[0],
+                           answers=(built.vectors[~questions], built.owners[~questions]))
     if learned is not None:
         np.savez(folder / "ranker.npz", weights=learned[0], bias=learned[1], none=learned[2])
     snapshot.write_json(folder / "dictionary.json", {"terms": terms, "synonyms": synonyms})

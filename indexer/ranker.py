@@ -5,15 +5,18 @@ question: it learns which directions separate near-duplicate articles and how mu
 article has (an article with many phrasings gets a stronger pull). Its probability is one more
 signal for fusion.
 
+The article's answer passages are examples too, each at ANSWER_WEIGHT: a knowledge base with
+no similar questions has one title per article to learn from, and its answer says what the
+title leaves out (unionpay-dev, no similar questions: R@1 0.506 -> 0.531; docs/benchmarks.md).
+
 A softmax over articles alone always crowns someone, even for a question the knowledge base
 cannot answer. So the classifier has one extra "none of these" outcome with a fixed logit at the
 similarity a question typically has to its nearest question of another article: a query has to
 look more like an article than that to earn probability.
 
 A rebuild after an edit starts from the live ranker (its columns, by article id) and needs only
-WARM_EPOCHS: measured on content/, training past 100 epochs changes no ranking, so a warm start
-from a converged ranker lands where a cold one would, in a tenth of the time. That keeps an
-editor's save searchable in about a second.
+WARM_EPOCHS: a warm start from a converged ranker lands where a cold one would, in a fifth of
+the time. That keeps an editor's save searchable in about a second.
 
 Trained in seconds; skipped above MAX_WORK, where the exact softmax over every article would
 take too long at index time and the plain signals rank on their own."""
@@ -21,16 +24,24 @@ take too long at index time and the plain signals rank on their own."""
 import numpy as np
 
 TEMPERATURE = 30.0
-EPOCHS = 300
+# Plain gradient steps were still gaining at 1,000 epochs (unionpay-dev R@1 0.531 at 1,000
+# against 0.520 at 300); momentum gets there in 150.
+EPOCHS = 150
 WARM_EPOCHS = 30
 LEARNING_RATE = 0.1  # 0.5 diverged (training accuracy 0.73 on a 6-article KB)
+MOMENTUM = 0.9
 L2 = 1e-4
-MAX_WORK = 6_000_000  # training questions x articles
+ANSWER_WEIGHT = 0.5  # per answer passage; 0.3 / 1.0 gave 0.516 / 0.517 on unionpay-dev
+MAX_WORK = 6_000_000  # training examples x articles
 
 
 def train(vectors: np.ndarray, owner: np.ndarray, n_articles: int,
-          start: np.ndarray | None = None, scale: float = 1.0):
+          start: np.ndarray | None = None, scale: float = 1.0,
+          answers: tuple[np.ndarray, np.ndarray] | None = None):
     """(weights dim x n, bias n, none-of-these logit) or None when too small or too large.
+    `vectors` and `owner`: the questions (titles and similar questions) and their articles.
+    `answers` (vectors, owner): answer passages, learned from at ANSWER_WEIGHT each, left out
+    when they would take the work past MAX_WORK.
     `start` (dim x n) holds a previous ranker's columns; an all-zero column (a new article)
     starts, as every column of a cold start does, from the article's mean question.
     `scale` maps this model's cosine differences onto the default model's (indexer/scale.py):
@@ -38,11 +49,19 @@ def train(vectors: np.ndarray, owner: np.ndarray, n_articles: int,
     logit carry the factor, so that `probabilities` needs nothing more."""
     if n_articles < 2 or len(vectors) * n_articles > MAX_WORK:
         return None
-    x = np.ascontiguousarray(vectors, dtype=np.float32)
-    none_logit = _typical_confusion(x, owner)
-    weights = np.zeros((x.shape[1], n_articles), dtype=np.float32)
-    np.add.at(weights.T, owner, x)
+    questions = np.ascontiguousarray(vectors, dtype=np.float32)
+    # The bar a query must clear is set by questions: an answer passage is no query.
+    none_logit = _typical_confusion(questions, owner)
+    weights = np.zeros((questions.shape[1], n_articles), dtype=np.float32)
+    np.add.at(weights.T, owner, questions)
     weights /= np.maximum(np.linalg.norm(weights, axis=0, keepdims=True), 1e-9)  # mean question
+    x, example_weight = questions, np.ones(len(owner), dtype=np.float32)
+    if answers is not None and len(answers[0]) \
+            and (len(owner) + len(answers[0])) * n_articles <= MAX_WORK:
+        x = np.concatenate([questions, np.asarray(answers[0], dtype=np.float32)])
+        owner = np.concatenate([owner, answers[1]])
+        example_weight = np.concatenate(
+            [example_weight, np.full(len(answers[1]), ANSWER_WEIGHT, dtype=np.float32)])
     epochs = EPOCHS
     if start is not None:
         norms = np.linalg.norm(start, axis=0)
@@ -52,13 +71,18 @@ def train(vectors: np.ndarray, owner: np.ndarray, n_articles: int,
     # No learned bias: it would lift an article for every query, related or not.
     bias = np.zeros(n_articles, dtype=np.float32)
     rows = np.arange(len(owner))
+    total = float(example_weight.sum())
+    velocity = np.zeros_like(weights)
     for _ in range(epochs):
         # The step keeps the default's size: scaled with the softmax, it left a wide model's
         # ranker short of converged in EPOCHS (m3e-small: curated unionpay-dev R@1 0.530
         # against 0.539).
         grad = _softmax_with_none(scale * (x @ weights + bias), scale * none_logit)[:, :-1]
         grad[rows, owner] -= 1.0
-        weights -= LEARNING_RATE * (TEMPERATURE * (x.T @ grad) / len(owner) + L2 * weights)
+        grad *= example_weight[:, None]
+        velocity *= MOMENTUM
+        velocity += TEMPERATURE * (x.T @ grad) / total + L2 * weights
+        weights -= LEARNING_RATE * velocity
         # Unit columns: a logit stays a cosine to a learned prototype, comparable to none_logit.
         weights /= np.maximum(np.linalg.norm(weights, axis=0, keepdims=True), 1e-9)
     return weights * np.float32(scale), bias, np.float32(none_logit * scale)

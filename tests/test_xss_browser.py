@@ -109,6 +109,7 @@ def test_the_agents_page_shows_the_hostile_article_as_text(page):
     page.locator("#q").fill("恶意标记测试停电赔偿")
     first = page.get_by_test_id("result").first
     expect(first).to_have_attribute("data-id", "hostile-xss")
+    first.click()  # opened by choosing it: whether the stand-in model is confident is not the point
     expect(page.get_by_test_id("answer-script")).to_contain_text("这是恶意标记测试的答复")
     assert_nothing_ran(page)
     expect(first.locator(".result-title")).to_contain_text("<img src=x onerror=")
