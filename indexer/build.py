@@ -151,7 +151,7 @@ def build_snapshot(
     questions = np.array([k in QUESTION_KINDS for k in built.kinds], dtype=bool)
     cosine = scale.cosine_map(embedder_id, built.vectors[questions])
     learned = ranker.train(built.vectors[questions], built.owners[questions], len(articles),
-                           start=warm_start(previous, [a.id for a in articles], dim),
+                           start=warm_start(previous, articles, dim),
                            scale=cosine[0],
                            answers=(built.vectors[~questions], built.owners[~questions]))
     if learned is not None:
@@ -175,27 +175,31 @@ def build_snapshot(
     return folder
 
 
-def warm_start(previous: Path | None, ids: list[str], dim: int) -> np.ndarray | None:
-    """The previous snapshot's ranker columns laid out for these article ids (zero for an id
-    it did not know), or None when it has no ranker of the same shape to start from."""
+def warm_start(previous: Path | None, articles: list[Article], dim: int) -> np.ndarray | None:
+    """The previous snapshot's ranker columns laid out for these articles, or None when it has
+    no ranker of the same shape to start from. A column is zero (a cold start from the
+    article's questions) for an article it did not know or that has changed since: an edited
+    article's old column still points at what it used to say, and 30 epochs do not turn it
+    (a payment article rewritten about invoices kept winning payment questions)."""
     if previous is None or not (previous / "ranker.npz").exists():
         return None
     try:
         manifest = snapshot.check(previous)
         if len(segments.entries(manifest, previous)) != 1:
             return None  # a ranker always sits on a single base segment
-        old_ids = segments.read_json(previous / "catalog.json")["ids"]
+        catalog = segments.read_json(previous / "catalog.json")
+        old_ids, old_hashes = catalog["ids"], catalog["hashes"]
         with np.load(previous / "ranker.npz") as saved:
             old = saved["weights"]
     except (OSError, ValueError, KeyError, CorruptIndex):
         return None  # a damaged old index only costs the cold start
     if old.shape != (dim, len(old_ids)):
         return None
-    column = {aid: n for n, aid in enumerate(old_ids)}
-    start = np.zeros((dim, len(ids)), dtype=np.float32)
-    for n, aid in enumerate(ids):
-        if aid in column:
-            start[:, n] = old[:, column[aid]]
+    column = {(aid, h): n for n, (aid, h) in enumerate(zip(old_ids, old_hashes, strict=True))}
+    start = np.zeros((dim, len(articles)), dtype=np.float32)
+    for n, a in enumerate(articles):
+        if (a.id, a.content_hash) in column:
+            start[:, n] = old[:, column[(a.id, a.content_hash)]]
     return start
 
 

@@ -23,13 +23,21 @@ take too long at index time and the plain signals rank on their own."""
 
 import numpy as np
 
-TEMPERATURE = 30.0
+# How sharply the softmax separates articles. 75 since the answers joined the examples: against
+# 30, R@1 +0.7 / +3.6 / +0.7 / +4.2 points on unionpay-dev, its curated case, jiningbank and
+# its curated case, -1.1 on content/ (docs/benchmarks.md); before they joined, content/ lost 2.8.
+TEMPERATURE = 75.0
 # Plain gradient steps were still gaining at 1,000 epochs (unionpay-dev R@1 0.531 at 1,000
 # against 0.520 at 300); momentum gets there in 150.
 EPOCHS = 150
 WARM_EPOCHS = 30
 LEARNING_RATE = 0.1  # 0.5 diverged (training accuracy 0.73 on a 6-article KB)
 MOMENTUM = 0.9
+# A column's gradient is about its article's share of the examples, 1/n: with few articles the
+# same rate takes steps so long that training swings between answers (four articles, two with
+# twin titles: a query about one's answer went to its twin at 150 epochs, back at 300). Below
+# FULL_STEP_ARTICLES the step shrinks in proportion; larger knowledge bases are not affected.
+FULL_STEP_ARTICLES = 200
 L2 = 1e-4
 ANSWER_WEIGHT = 0.5  # per answer passage; 0.3 / 1.0 gave 0.516 / 0.517 on unionpay-dev
 MAX_WORK = 6_000_000  # training examples x articles
@@ -73,6 +81,7 @@ def train(vectors: np.ndarray, owner: np.ndarray, n_articles: int,
     rows = np.arange(len(owner))
     total = float(example_weight.sum())
     velocity = np.zeros_like(weights)
+    step = TEMPERATURE * min(1.0, n_articles / FULL_STEP_ARTICLES)
     for _ in range(epochs):
         # The step keeps the default's size: scaled with the softmax, it left a wide model's
         # ranker short of converged in EPOCHS (m3e-small: curated unionpay-dev R@1 0.530
@@ -81,7 +90,7 @@ def train(vectors: np.ndarray, owner: np.ndarray, n_articles: int,
         grad[rows, owner] -= 1.0
         grad *= example_weight[:, None]
         velocity *= MOMENTUM
-        velocity += TEMPERATURE * (x.T @ grad) / total + L2 * weights
+        velocity += step * (x.T @ grad) / total + L2 * weights
         weights -= LEARNING_RATE * velocity
         # Unit columns: a logit stays a cosine to a learned prototype, comparable to none_logit.
         weights /= np.maximum(np.linalg.norm(weights, axis=0, keepdims=True), 1e-9)

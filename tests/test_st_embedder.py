@@ -100,11 +100,13 @@ def test_another_model_is_weighed_as_the_default_is(content_eval):
     for Chinese (this one is English) must also not claim answers it gets wrong."""
     (_, mapped), (_, raw) = content_eval[True], content_eval[False]
     assert raw.confident_precision < 0.8  # e5's thresholds on raw cosines: what the map is for
-    assert mapped.recall_at_1 > raw.recall_at_1 + 0.03
-    assert mapped.mrr_at_10 > raw.mrr_at_10 + 0.03
-    # Confident and wrong: 39 of 353 on raw cosines, 1 with the map (counted, not a precision
-    # over a dozen answers, which one near tie on another CPU could swing).
-    assert _confident_wrong(mapped) * 4 <= _confident_wrong(raw)
+    assert mapped.recall_at_1 > raw.recall_at_1 + 0.03  # 0.343 against 0.249
+    assert mapped.mrr_at_10 > raw.mrr_at_10 + 0.03  # 0.469 against 0.344
+    # Confident and wrong, counted (a precision over a dozen answers would swing with one near
+    # tie on another CPU): 4 of 353 with the map. With the lead over the runner-up at 0.10 it
+    # is the lead, not the map, that keeps this down (raw cosines: 5; at a lead of 0.04, 20
+    # with the map and 23 without).
+    assert _confident_wrong(mapped) <= 0.02 * mapped.queries
 
 
 def _confident_wrong(report) -> int:
