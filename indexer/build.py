@@ -188,14 +188,14 @@ def warm_start(previous: Path | None, articles: list[Article], dim: int) -> np.n
         if len(segments.entries(manifest, previous)) != 1:
             return None  # a ranker always sits on a single base segment
         catalog = segments.read_json(previous / "catalog.json")
-        old_ids, old_hashes = catalog["ids"], catalog["hashes"]
+        column = {(aid, h): n for n, (aid, h) in
+                  enumerate(zip(catalog["ids"], catalog["hashes"], strict=True))}
         with np.load(previous / "ranker.npz") as saved:
             old = saved["weights"]
-    except (OSError, ValueError, KeyError, CorruptIndex):
+    except (OSError, ValueError, KeyError, TypeError, CorruptIndex):
         return None  # a damaged old index only costs the cold start
-    if old.shape != (dim, len(old_ids)):
+    if old.shape != (dim, len(column)):
         return None
-    column = {(aid, h): n for n, (aid, h) in enumerate(zip(old_ids, old_hashes, strict=True))}
     start = np.zeros((dim, len(articles)), dtype=np.float32)
     for n, a in enumerate(articles):
         if (a.id, a.content_hash) in column:

@@ -152,7 +152,7 @@ class KnowledgeBase:
             folder = snapshot.current_folder(self.index_dir)
             manifest = snapshot.check(folder)
             return folder, manifest, segments.catalog(folder, manifest)
-        except (KBError, OSError, ValueError, KeyError):
+        except (KBError, OSError, ValueError, KeyError, TypeError):
             return None, {}, segments.Catalog()
 
     def _cached_embed(self, store: Store, report: IndexReport, progress):

@@ -417,3 +417,19 @@ def test_a_new_article_gets_a_cold_column_in_a_warm_start(tmp_path):
     assert np.allclose(np.linalg.norm(warm, axis=0), 1.0, atol=1e-5)
     assert (np.argmax(x @ warm, axis=1) == owner).mean() >= (np.argmax(x @ weights, axis=1)
                                                              == owner).mean() - 1e-9
+
+
+def test_a_damaged_catalog_only_costs_the_warm_start(hash_kb, content):
+    hash_kb.reindex()
+    folder = hash_kb.index_dir / hash_kb.stats()["snapshot"]
+    articles = [build.article_from_record(r) for r in hash_kb.searcher().articles]
+    dim = hash_kb.embedder.dim
+    assert (np.linalg.norm(build.warm_start(folder, articles, dim), axis=0) > 0).all()
+    catalog = segments.read_json(folder / "catalog.json")
+    for damaged in ({**catalog, "hashes": catalog["hashes"][:-1]}, {**catalog, "hashes": None},
+                    [catalog["ids"]]):
+        (folder / "catalog.json").write_text(json.dumps(damaged), encoding="utf-8")
+        assert build.warm_start(folder, articles, dim) is None
+    add_similar(content / "billing" / "pay-channels.md", "电费能在银行柜台交吗")
+    assert hash_kb.reindex().build.startswith("full")
+    assert hash_kb.search("电费能在银行柜台交吗", 1)[0].id == "pay-channels"
