@@ -20,7 +20,9 @@ import numpy as np
 HNSW_FROM = 20_000
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 128
+# The beam is never narrower than the passages asked for (100 per search): at 50,000 articles
+# 128 against 100 changed no first answer in 800 queries (top-10 overlap 0.997) for 0.15 ms more.
+HNSW_EF_SEARCH = 100
 
 
 class VectorIndex:
