@@ -69,6 +69,16 @@ def pointer_name(index_dir: Path) -> str | None:
     return name
 
 
+def pointer_stamp(index_dir: Path) -> tuple | None:
+    """What tells one version of the pointer file from another without reading it: publish
+    replaces the file by a rename, so each version is a new inode. None when there is none."""
+    try:
+        st = os.stat(os.path.join(index_dir, POINTER))
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
+
+
 def current_folder(index_dir: Path) -> Path:
     name = pointer_name(index_dir)
     if name is None:

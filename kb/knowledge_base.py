@@ -68,6 +68,7 @@ class KnowledgeBase:
         self.max_query_chars = max_query_chars
         self._searcher: Searcher | None = None
         self._searcher_name = None
+        self._pointer_seen = None  # snapshot.pointer_stamp when _searcher_name was last read
         self._batcher: BatchingEmbedder | None = None
         self._lock = threading.Lock()
 
@@ -200,6 +201,10 @@ class KnowledgeBase:
     def searcher(self) -> Searcher:
         """The searcher of the live snapshot, reloaded when a new snapshot has been published.
         A caller keeps the object it got for a whole request, so a request never mixes two."""
+        # Every request asks: a stat of the pointer costs a fifth of reading it (1.6 vs 7.5 us).
+        stamp = snapshot.pointer_stamp(self.index_dir)
+        if stamp is not None and stamp == self._pointer_seen and self._searcher is not None:
+            return self._searcher
         name = snapshot.pointer_name(self.index_dir)
         if self._searcher is None or name != self._searcher_name:
             with self._lock:
@@ -209,6 +214,8 @@ class KnowledgeBase:
                     self._searcher_name = folder.name
                     # Once the last request holding it is done, its memory goes back.
                     weakref.finalize(self._searcher, _released).atexit = False
+        if name == self._searcher_name:  # else published meanwhile: read it again next time
+            self._pointer_seen = stamp
         return self._searcher
 
     def prepare(self, query: str, searcher: Searcher | None = None) -> Query:
