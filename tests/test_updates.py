@@ -328,6 +328,28 @@ def test_a_few_passages_score_as_in_the_full_pass():
     assert len(index.scores_at(terms, np.zeros(0, np.int64), ceiling)) == 0
 
 
+def test_a_row_is_found_the_same_by_bitmap_and_by_binary_search(monkeypatch):
+    """BM25.find looks a common term's passages up in a bitmap and a rare one's by binary
+    search; both must give each passage's own weight, at word edges too (63, 64, the last)."""
+    rng = np.random.default_rng(5)
+    n = 1000
+    docs = [["常"] * int(rng.integers(1, 3)) + (["稀"] if i % 97 == 0 else []) +
+            (["半"] if rng.random() < 0.5 else []) for i in range(n)]
+    index = BM25.build(docs)
+    passages = np.unique(np.concatenate([rng.integers(0, n, 300), [0, 63, 64, 127, 128, n - 1]]))
+    dense = index.weights.toarray()
+    for term in ("常", "稀", "半"):
+        row = index.vocab[term]
+        results = []
+        for share in (0, 10**9):  # every row by binary search, then every row by bitmap
+            monkeypatch.setattr("indexer.lexical.BITMAP_SHARE", share)
+            held, where = index.find(row, passages)
+            assert np.array_equal(held, dense[row, passages] > 0)
+            assert np.array_equal(index.weights.data[where], dense[row, passages[held]])
+            results.append((held, where))
+        assert all(np.array_equal(a, b) for a, b in zip(*results))
+    assert index._bitmaps  # the second pass did go through the bitmaps
+
 @pytest.mark.parametrize("hnsw_from", [10**9, 0])  # flat, or HNSW with 8-bit codes
 def test_segmented_vectors_search_live_passages_only(hnsw_from):
     rng = np.random.default_rng(0)
