@@ -14,21 +14,13 @@ from kb.config import Settings
 from kb.errors import BadQuery, KBError, NotFound
 from kb.knowledge_base import KnowledgeBase
 from kb.watcher import ContentWatcher
-from server.auth import redact_access_log, require_reader
+from server.auth import reader_check, redact_access_log, require_reader
 from server.editor_routes import install as install_editor
 from server.limits import BodyLimit, invalid_request
 from server.log_routes import agent_id
 from server.log_routes import install as install_log
-from server.schemas import (
-    ArticleOut,
-    Category,
-    Health,
-    Matched,
-    Ready,
-    RelatedArticle,
-    SearchResponse,
-    SearchResult,
-)
+from server.schemas import ArticleOut, Category, Health, Ready, SearchResponse
+from server.search_route import SearchFastPath, answer, related
 from server.tuning import tune_for_serving
 
 STATIC = Path(__file__).parent / "static"
@@ -46,6 +38,9 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
                   description="Standard answers for 95598 agents, ranked as they type.")
     app.state.kb = kb
     redact_access_log()
+    querylog = install_log(app, settings, kb)  # feedback, events, /reports; None when off
+    # Innermost, so the body limit and CORS apply to what it answers.
+    app.add_middleware(SearchFastPath, kb=kb, querylog=querylog, allows=reader_check(settings))
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # server/limits.py
     if settings.cors_origin_list():  # added last, so it is outermost: a 413 carries it too
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list(),
@@ -53,7 +48,6 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
                            allow_headers=["Authorization", "Content-Type", "If-Match",
                                           "X-Agent-Id"],
                            expose_headers=["ETag"])
-    querylog = install_log(app, settings, kb)  # feedback, events, /reports; None when off
 
     app.router.add_event_handler("startup", tune_for_serving)  # server/tuning.py
 
@@ -103,28 +97,9 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
         agent: Annotated[str | None, Query(max_length=64, description="the agent's id")] = None,
         x_agent_id: Annotated[str | None, Header()] = None,
     ):
-        searcher = kb.searcher()  # one snapshot for the whole request
-        query = kb.prepare(q, searcher)
-        hits = searcher.search_query(query, k, category or None)
-        query_id = querylog.log_search(q, hits, category=category or None,
-                                       agent=agent_id(agent, x_agent_id)) if querylog else None
-        results = [
-            SearchResult(
-                id=h.id, title=h.title, category=h.category, score=round(h.score, 4),
-                lexical=round(h.lexical, 4), dense=round(h.dense, 4), confident=h.confident,
-                matched=Matched(kind=h.matched_kind, text=h.matched_text),
-                answer=h.article["answer"], answer_html=h.article["answer_html"],
-                basis_html=h.article["basis_html"],
-                related=_related(searcher, h.article, [x.id for x in hits]),
-            )
-            for h in hits
-        ]
-        terms = sorted({*query.words, *query.expansions}, key=len, reverse=True)
-        body = SearchResponse(query=q, normalized=query.text, terms=terms, results=results,
-                              confident=bool(hits and hits[0].confident), query_id=query_id)
-        # Serialised here, in this worker thread: returned as a model, FastAPI would validate
-        # it a second time in another thread hand-off (0.5 ms of every search at 50,000 articles).
-        return Response(body.model_dump_json(), media_type="application/json")
+        # Mostly answered by SearchFastPath before it gets here (server/search_route.py).
+        return Response(answer(kb, querylog, q, k, category, agent_id(agent, x_agent_id)),
+                        media_type="application/json")
 
     @app.get("/api/articles/{article_id}", response_model=ArticleOut, dependencies=reading)
     def article(article_id: Annotated[str, PathParam(max_length=80, pattern=ID_RE)],
@@ -133,7 +108,7 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
         a = kb.get(article_id, searcher)
         response.headers["ETag"] = f'"{a["content_hash"]}"'  # the If-Match of an edit
         return ArticleOut(**{k: a[k] for k in ArticleOut.model_fields if k != "related"},
-                          related=_related(searcher, a, []))
+                          related=related(searcher, a, []))
 
     @app.get("/api/categories", response_model=list[Category], dependencies=reading)
     def categories():
@@ -150,12 +125,3 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
-
-def _related(searcher, article: dict, result_ids: list[str]) -> list[RelatedArticle]:
-    """The article's own related list; failing that, other results of the same category."""
-    ids = [i for i in article.get("related") or [] if i in searcher.by_id]
-    if not ids:
-        ids = [i for i in result_ids if i != article["id"]
-               and searcher.articles[searcher.by_id[i]]["category"] == article["category"]][:3]
-    return [RelatedArticle(id=i, title=searcher.articles[searcher.by_id[i]]["title"])
-            for i in ids]

@@ -55,24 +55,35 @@ def require_editor(tokens: list[str]):
     return check
 
 
-def require_reader(settings: Settings):
-    """A dependency for search and reading: nothing to check unless KB_AGENT_TOKENS is set;
-    then 401 without a bearer token and 403 with one that is neither an agent's nor an
-    editor's (editors read what they edit)."""
+def reader_check(settings: Settings):
+    """Whether an Authorization header may search and read: always, unless KB_AGENT_TOKENS is
+    set; then only with an agent's or an editor's bearer token (editors read what they edit)."""
     agents = settings.agent_token_list()
     expected = [t.encode() for t in agents + settings.editor_token_list()]
 
-    async def check(authorization: Authorization = None) -> None:
+    def allows(authorization: str | None) -> bool:
         if not agents:
-            return
+            return True
         token = bearer(authorization)
-        if token is None:
+        return token is not None and accepted(token, expected)
+
+    return allows
+
+
+def require_reader(settings: Settings):
+    """A dependency for search and reading (reader_check): 401 without a bearer token and 403
+    with one that is not accepted."""
+    allows = reader_check(settings)
+
+    async def check(authorization: Authorization = None) -> None:
+        if allows(authorization):
+            return
+        if bearer(authorization) is None:
             raise HTTPException(401, "agent token missing: send 'Authorization: Bearer <token>' "
                                      "(the agents' page takes it once as /?token=<token>)",
                                 headers={"WWW-Authenticate": "Bearer"})
-        if not accepted(token, expected):
-            raise HTTPException(403, "token not accepted: ask whoever runs the server for the "
-                                     "agents' token (KB_AGENT_TOKENS)")
+        raise HTTPException(403, "token not accepted: ask whoever runs the server for the "
+                                 "agents' token (KB_AGENT_TOKENS)")
 
     return check
 
