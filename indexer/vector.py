@@ -17,6 +17,8 @@ import os
 import faiss
 import numpy as np
 
+from kb.allocator import huge_pages
+
 HNSW_FROM = 20_000
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 80
@@ -99,7 +101,26 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path) -> "VectorIndex":
-        return cls(faiss.read_index(str(path)))
+        index = faiss.read_index(str(path))
+        _on_huge_pages(index)
+        return cls(index)
+
+
+def _on_huge_pages(index: faiss.Index) -> int:
+    """Put the vectors and the graph on 2 MiB pages; returns the bytes moved. An HNSW search
+    reads a few thousand codes and neighbour lists scattered over hundreds of MB, right after
+    the model has flushed the caches: at 50,000 articles each read also missed the TLB, and
+    huge pages took a search over the graph from 1.26 to 1.04 ms (numpy's own large arrays get
+    them already). Collapsing 176 MB takes about 0.5 s, in the loader's thread that runs
+    beside the JSON parsing (indexer/segments.py)."""
+    moved = 0
+    if isinstance(index, faiss.IndexHNSW):
+        neighbors = index.hnsw.neighbors  # int32 ids
+        moved += huge_pages(int(neighbors.data()), neighbors.size() * 4)
+    codes, _, _ = _stored(index)
+    if codes is not None:
+        moved += huge_pages(codes.__array_interface__["data"][0], codes.nbytes)
+    return moved
 
 
 def _stored(index: faiss.Index):
