@@ -8,6 +8,7 @@ An index can hold several segments (a large base and small updates, see indexer/
 Each segment stores its weights with its own idf; SegmentedBM25 rescales each query term to the
 idf of all segments together, so a term means as much in a small update as in the base."""
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -192,11 +193,12 @@ class SegmentedBM25:
 
     def terms(self, tokens: dict[str, float]) -> list[Term]:
         found = []
+        n = self.total_docs
         for token, weight in tokens.items():
             ids = [s.vocab.get(token) for s in self.segments]
             df = sum(s.df(i) for s, i in zip(self.segments, ids) if i is not None)
-            if df:
-                found.append(Term(weight, ids, float(idf(self.total_docs, df)), df))
+            if df:  # idf() in plain floats: numpy's scalar path costs ten times as much
+                found.append(Term(weight, ids, math.log(1.0 + (n - df + 0.5) / (df + 0.5)), df))
         return found
 
     @staticmethod
@@ -210,13 +212,20 @@ class SegmentedBM25:
         return self.scores(terms, self.ceiling(terms))
 
     def scores(self, terms: list[Term], ceiling: float) -> np.ndarray:
-        """Every live passage's BM25 for these terms, divided by `ceiling`, each at its place.
+        """Every live passage's BM25 for these terms, divided by `ceiling`, each at its place."""
+        return self.add_scores(terms, ceiling, np.zeros(self.n_docs + 1, dtype=np.float32))[
+            : self.n_docs]
+
+    def add_scores(self, terms: list[Term], ceiling: float, into: np.ndarray,
+                   weight: np.ndarray | None = None) -> np.ndarray:
+        """scores(), each times `weight` at its place when given, added to `into` (n_docs + 1
+        long: a deleted passage lands on the last one) and returned.
 
         One scatter of the terms' postings: the weights (with the ceiling and each segment's
-        idf rescaling folded in) go to their passages' places in one sparse product, so a
-        layout costs no pass of its own and a deleted passage only lands past the end."""
+        idf rescaling folded in) go to their passages' places, so a layout costs no pass of its
+        own. Adding into the caller's array lets two fields share one running total."""
         if not terms or ceiling <= 0:  # no term, or only terms of weight 0
-            return np.zeros(self.n_docs, dtype=np.float32)
+            return into
         places, weights = [], []
         for n, (seg, place) in enumerate(zip(self.segments, self.place)):
             w, starts = seg.weights, seg.weights.indptr
@@ -227,14 +236,12 @@ class SegmentedBM25:
             ids = np.concatenate([w.indices[starts[i] : starts[i + 1]] for i, _ in rows])
             places.append(ids if place is None else place[ids])
             weights += [w.data[starts[i] : starts[i + 1]] * np.float32(s) for i, s in rows]
-        if not places:
-            return np.zeros(self.n_docs, dtype=np.float32)
-        at = np.concatenate(places)
-        # A one-column matrix times 1 sums the weights that share a place, in C.
-        bounds = np.array([0, len(at)], dtype=at.dtype)
-        column = sparse.csc_matrix((np.concatenate(weights), at, bounds),
-                                   shape=(self.n_docs + 1, 1))
-        return (column @ np.ones(1, dtype=np.float32))[: self.n_docs]
+        if places:
+            at, values = np.concatenate(places), np.concatenate(weights)
+            if weight is not None:
+                values *= weight[at]
+            np.add.at(into, at, values)
+        return into
 
     def scores_at(self, terms: list[Term], passages: np.ndarray, ceiling: float) -> np.ndarray:
         """The same for a few live passages: each term's weight looked up in its row
