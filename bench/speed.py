@@ -570,7 +570,8 @@ def main(argv=None):
     parser.add_argument("--raw-sample", type=int, default=3000,
                         help="passages the raw embedder encodes for its rate")
     parser.add_argument("--modes", default="hybrid,lexical", help="servers to measure")
-    parser.add_argument("--work", type=Path, help="keep the knowledge bases here")
+    parser.add_argument("--work", type=Path,
+                        help="keep the knowledge bases here after the run (emptied at its start)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
@@ -579,6 +580,13 @@ def main(argv=None):
         print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
     work = args.work or Path(tempfile.mkdtemp(prefix="kb-speed-"))
+    # Every run starts from nothing. A kept work folder holds the largest size's articles, which
+    # the smallest size would then index, and an embedding cache, which would leave its build
+    # nothing to embed: both happened once, and the run looked normal until its table.
+    for kept in (work / "content", work / "data"):
+        if kept.exists():
+            log(f"removing {kept} from an earlier run")
+            shutil.rmtree(kept)
     sources = synthkb.Sources.from_folders(SOURCES, load_phrasings(args.phrasings))
     articles = synthkb.generate(sources, sizes[-1])
     queries = synthkb.queries(sources, articles[: sizes[0]], 5 * args.requests + 940)
