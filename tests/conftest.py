@@ -30,6 +30,20 @@ def kb(content, tmp_path, e5) -> KnowledgeBase:
     return kb
 
 
+@pytest.fixture(scope="session")
+def indexed_copy(tmp_path_factory):
+    """make(name, embedder): a KnowledgeBase indexed over its own copy of the fixture content,
+    for a module whose tests only read, or log (indexing takes seconds: once per module)."""
+    def make(name: str, embedder) -> KnowledgeBase:
+        root = tmp_path_factory.mktemp(name)
+        shutil.copytree(FIXTURES / "content", root / "content")
+        kb = KnowledgeBase(root / "content", root / "data", embedder)
+        kb.reindex()
+        return kb
+
+    return make
+
+
 @pytest.fixture
 def hash_kb(content, tmp_path) -> KnowledgeBase:
     """For tests about storage and caching, not ranking: a counting stand-in embedder."""

@@ -2,29 +2,20 @@
 model: search and reading stay open by default; with tokens set they need one, and an editor's
 token works too. Health checks and the pages' files stay open."""
 
-import shutil
-from pathlib import Path
-
 import pytest
 from fastapi.testclient import TestClient
 
 from kb.config import Settings
-from kb.knowledge_base import KnowledgeBase
 from server.app import create_app
 
-FIXTURES = Path(__file__).parent / "fixtures"
 AGENT, OTHER_AGENT, EDITOR = "agent-token-1", "agent-token-2", "editor-token-1"
 ARTICLE = "repair-home-outage"
 
 
 @pytest.fixture(scope="module")
-def kb(tmp_path_factory, e5):
+def kb(indexed_copy, e5):
     """One index for the module: these tests only read, or log."""
-    root = tmp_path_factory.mktemp("agent-token")
-    shutil.copytree(FIXTURES / "content", root / "content")
-    kb = KnowledgeBase(root / "content", root / "data", e5)
-    kb.reindex()
-    return kb
+    return indexed_copy("agent-token", e5)
 
 
 def client_for(kb, **settings) -> TestClient:

@@ -1,7 +1,6 @@
 """The real app under TestClient, over a tmp copy of the small real content folder and real e5."""
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -31,21 +30,14 @@ similar:
 """
 
 
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
 def make_client(kb: KnowledgeBase) -> TestClient:
     return TestClient(create_app(Settings(content_dir=kb.content_dir, data_dir=kb.data_dir), kb))
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory, e5):
+def client(indexed_copy, e5):
     """For tests that only read: one index for the whole module (indexing takes seconds)."""
-    root = tmp_path_factory.mktemp("api")
-    shutil.copytree(FIXTURES / "content", root / "content")
-    kb = KnowledgeBase(root / "content", root / "data", e5)
-    kb.reindex()
-    with make_client(kb) as c:
+    with make_client(indexed_copy("api", e5)) as c:
         yield c
 
 

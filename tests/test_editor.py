@@ -22,7 +22,6 @@ from kb.regressions import SavedTests
 from kb.watcher import ContentWatcher
 from server.app import create_app
 
-FIXTURES = Path(__file__).parent / "fixtures"
 TOKEN = "editor-secret-1"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ARTICLE = "repair-home-outage"
@@ -48,13 +47,9 @@ def client(kb):
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory, e5):
+def shared(indexed_copy, e5):
     """For tests that only read or whose writes are refused: one index for the module."""
-    root = tmp_path_factory.mktemp("editor")
-    shutil.copytree(FIXTURES / "content", root / "content")
-    kb = KnowledgeBase(root / "content", root / "data", e5)
-    kb.reindex()
-    with make_client(kb) as c:
+    with make_client(indexed_copy("editor", e5)) as c:
         yield c
 
 

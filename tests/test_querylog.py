@@ -3,20 +3,17 @@ endpoints of the real app (real e5, real SQLite files in tmp_path)."""
 
 import json
 import re
-import shutil
 import sqlite3
 import threading
 import time
 from collections import namedtuple
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
 
 from kb.config import Settings
-from kb.knowledge_base import KnowledgeBase
 from kb.masking import mask
 from kb.querylog import LOG_FILE, LogSettings, QueryLog, purge
 from server.app import create_app
@@ -26,7 +23,6 @@ FakeHit = namedtuple("FakeHit", "id score confident category")
 HITS = [FakeHit("repair-home-outage", 0.61234, True, "故障报修"),
         FakeHit("repair-arrival-time", 0.4, False, "故障报修")]
 DAY = 86_400
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -184,13 +180,9 @@ def test_close_writes_what_is_queued(tmp_path):
 # The real app: the search route logs, the page's endpoints record.
 
 @pytest.fixture(scope="module")
-def shared_kb(tmp_path_factory, e5):
+def shared_kb(indexed_copy, e5):
     """One index for the module (indexing takes seconds); each test gets a fresh log."""
-    root = tmp_path_factory.mktemp("querylog")
-    shutil.copytree(FIXTURES / "content", root / "content")
-    kb = KnowledgeBase(root / "content", root / "data", e5)
-    kb.reindex()
-    return kb
+    return indexed_copy("querylog", e5)
 
 
 @pytest.fixture

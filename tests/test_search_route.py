@@ -2,9 +2,6 @@
 e5 model: it answers well-formed searches with what the route would answer, and leaves every
 other request to the route, whose statuses and reasons stay as they were."""
 
-import shutil
-from pathlib import Path
-
 import pytest
 from fastapi.testclient import TestClient
 
@@ -14,18 +11,13 @@ from kb.knowledge_base import KnowledgeBase
 from server.app import create_app
 from server.schemas import SearchResponse
 
-FIXTURES = Path(__file__).parent / "fixtures"
 AGENT, EDITOR = "agent-token-1", "editor-token-1"
 OPS = "https://ops.example.cn"
 
 
 @pytest.fixture(scope="module")
-def kb(tmp_path_factory, e5):
-    root = tmp_path_factory.mktemp("search-route")
-    shutil.copytree(FIXTURES / "content", root / "content")
-    kb = KnowledgeBase(root / "content", root / "data", e5)
-    kb.reindex()
-    return kb
+def kb(indexed_copy, e5):
+    return indexed_copy("search-route", e5)
 
 
 @pytest.fixture

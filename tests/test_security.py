@@ -7,8 +7,6 @@ nothing here is about ranking."""
 
 import json
 import logging
-import shutil
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -21,7 +19,6 @@ from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
 from server.app import create_app
 
-FIXTURES = Path(__file__).parent / "fixtures"
 RIGHT = "right-token-7f3a9c0e51"
 WRONG = "wrong-token-b2e41d8a37"
 ARTICLE = b"/api/articles/repair-home-outage"
@@ -29,12 +26,8 @@ OPS, EVIL = "https://ops.example.cn", "https://evil.example"
 
 
 @pytest.fixture(scope="module")
-def indexed(tmp_path_factory) -> KnowledgeBase:
-    root = tmp_path_factory.mktemp("security")
-    shutil.copytree(FIXTURES / "content", root / "content")
-    kb = KnowledgeBase(root / "content", root / "data", HashEmbedder())
-    kb.reindex()
-    return kb
+def indexed(indexed_copy) -> KnowledgeBase:
+    return indexed_copy("security", HashEmbedder())
 
 
 # Tokens.
@@ -111,7 +104,6 @@ def test_tokens_never_reach_the_log_or_an_answer(indexed, server_log):
     for token in (RIGHT, WRONG, RIGHT[:-1]):
         assert token not in log
         assert not [a for a in answers if token.encode() in a]
-
 
 
 def test_a_token_in_a_page_address_is_blanked_in_the_access_log(indexed, server_log):
