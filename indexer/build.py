@@ -105,8 +105,11 @@ def write_segment(
 
     p = f"{folder}/{prefix}"
     avgdl = avgdl or {}
-    words = BM25.build([seg.words(t) for t in matched], avgdl.get("words"))
-    chars = BM25.build([char_grams(t) for t in matched], avgdl.get("chars"))
+    # Lexical columns in the order the search reads them (segments.passage_layout).
+    in_order = [matched[i] for i in segments.passage_layout(
+        np.asarray(owners, dtype=np.int64), kinds, len(articles)).order.tolist()]
+    words = BM25.build([seg.words(t) for t in in_order], avgdl.get("words"))
+    chars = BM25.build([char_grams(t) for t in in_order], avgdl.get("chars"))
     words.save(f"{p}words")
     chars.save(f"{p}chars")
     dense = VectorIndex.build(vectors, dim)
@@ -124,6 +127,7 @@ def write_segment(
     entry = {
         "uid": uuid.uuid4().hex[:12], "prefix": prefix, "articles": len(articles),
         "passages": len(texts), "deleted": [], "vector_index": dense.kind,
+        "columns": segments.COLUMNS,
         "avgdl": {"words": words.avgdl, "chars": chars.avgdl},
     }
     return Built(entry, vectors, np.asarray(owners, dtype=np.int64), kinds)

@@ -30,7 +30,7 @@ def idf(n_docs, df):
 class BM25:
     vocab: dict[str, int]
     idf: np.ndarray  # per term
-    weights: sparse.csr_matrix  # terms x passages, precomputed BM25 term weights
+    weights: sparse.csr_matrix  # terms x columns (passages, in the order built), BM25 weights
     avgdl: float = 1.0  # the passage length the weights were normalised by (kept in the manifest)
     # row -> (bits, set bits before each 64-bit word), made on first use by find().
     _bitmaps: dict = field(default_factory=dict, repr=False, compare=False)
@@ -68,7 +68,7 @@ class BM25:
         return int(self.weights.indptr[term_id + 1] - self.weights.indptr[term_id])
 
     def find(self, row: int, passages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Which of these passages hold term `row` (a mask), and for those that do, where
+        """Which of these columns hold term `row` (a mask), and for those that do, where
         their weight is in weights.data."""
         start, end = int(self.weights.indptr[row]), int(self.weights.indptr[row + 1])
         if (end - start) * BITMAP_SHARE < self.n_docs:
@@ -123,6 +123,14 @@ class BM25:
             return np.zeros(self.n_docs, dtype=np.float32)
         return np.asarray(self.weights[term_ids].T @ qw, dtype=np.float32)
 
+    def with_columns(self, order: np.ndarray) -> "BM25":
+        """The same index with column c holding what column order[c] held: a segment written
+        before its columns were stored in their layout, put in it at load (about a second at
+        50,000 articles)."""
+        weights = self.weights.tocsc()[:, np.asarray(order)].tocsr()
+        weights.sort_indices()
+        return BM25(vocab=self.vocab, idf=self.idf, weights=weights, avgdl=self.avgdl)
+
     def save(self, prefix) -> None:
         sparse.save_npz(f"{prefix}.npz", self.weights, compressed=False)
         np.save(f"{prefix}.idf.npy", self.idf)
@@ -157,12 +165,16 @@ class Term:
 
 class SegmentedBM25:
     """Several BM25 segments scored as one: idf over all of them (deleted passages still count,
-    as in Lucene, until the segments are merged), then only the live passages, in live order or
-    in a layout the caller asks for (laid_out)."""
+    as in Lucene, until the segments are merged), then only the live passages.
+
+    Scores are added up in the segments' own column order, one segment after another (see
+    `column`): a segment written by the indexer stores its columns in the layout the per-article
+    maxima read (indexer/groups.py PassageLayout), so the postings go straight to their places.
+    Deleted passages keep their columns and get scores nobody reads."""
 
     def __init__(self, segments: list[BM25], live: list[np.ndarray | None],
-                 place: list[np.ndarray | None] | None = None):
-        """`place`: from placing(); live order when None."""
+                 positions: list[np.ndarray | None] | None = None):
+        """`positions[n]`: the column of each of segment n's passages (None: passage order)."""
         self.segments = segments
         self.live_masks = live
         self.total_docs = sum(s.n_docs for s in segments)
@@ -171,25 +183,14 @@ class SegmentedBM25:
         self.n_docs = sum(len(m) for m in self.live)
         # Live passage -> its segment's start among live ids, for scoring a few passages.
         self.first_live = np.cumsum([0] + [len(m) for m in self.live])
-        self.place = place or self.placing(None)
-
-    def placing(self, position: np.ndarray | None) -> list[np.ndarray | None]:
-        """Where each segment's passages go in scores(): live passage p at position[p] (live
-        order when None), a deleted one one past the end. None for a segment whose passages
-        stay where they are. Two fields of one snapshot share it."""
-        if position is None and len(self.segments) == 1 and self.live_masks[0] is None:
-            return [None]
-        order = np.arange(self.n_docs) if position is None else np.asarray(position)
-        out = []
-        for n, (seg, ids) in enumerate(zip(self.segments, self.live)):
-            place = np.full(seg.n_docs, self.n_docs, dtype=np.int32)
-            place[ids] = order[self.first_live[n] : self.first_live[n + 1]]
-            out.append(place)
-        return out
-
-    def laid_out(self, place: list[np.ndarray | None]) -> "SegmentedBM25":
-        """The same index, its scores() placed by `place` (from placing())."""
-        return SegmentedBM25(self.segments, self.live_masks, place)
+        # Where each segment's columns start in the scores of add_scores.
+        self.offsets = np.cumsum([0] + [s.n_docs for s in segments]).astype(np.int64)
+        positions = positions or [None] * len(segments)
+        # Live passage -> its column in those scores.
+        self.column = np.concatenate(
+            [self.offsets[n] + (ids if pos is None else pos[ids])
+             for n, (ids, pos) in enumerate(zip(self.live, positions))]
+        ).astype(np.int64) if segments else np.zeros(0, np.int64)
 
     def terms(self, tokens: dict[str, float]) -> list[Term]:
         found = []
@@ -212,50 +213,44 @@ class SegmentedBM25:
         return self.scores(terms, self.ceiling(terms))
 
     def scores(self, terms: list[Term], ceiling: float) -> np.ndarray:
-        """Every live passage's BM25 for these terms, divided by `ceiling`, each at its place."""
-        return self.add_scores(terms, ceiling, np.zeros(self.n_docs + 1, dtype=np.float32))[
-            : self.n_docs]
+        """Every live passage's BM25 for these terms, divided by `ceiling`, in passage order."""
+        return self.add_scores(terms, ceiling, np.zeros(self.total_docs, np.float32))[self.column]
 
-    def add_scores(self, terms: list[Term], ceiling: float, into: np.ndarray,
-                   weight: np.ndarray | None = None) -> np.ndarray:
-        """scores(), each times `weight` at its place when given, added to `into` (n_docs + 1
-        long: a deleted passage lands on the last one) and returned.
+    def add_scores(self, terms: list[Term], ceiling: float, into: np.ndarray) -> np.ndarray:
+        """scores() added to `into` (total_docs long, in column order) and returned.
 
-        One scatter of the terms' postings: the weights (with the ceiling and each segment's
-        idf rescaling folded in) go to their passages' places, so a layout costs no pass of its
-        own. Adding into the caller's array lets two fields share one running total."""
+        One scatter of the terms' postings, their weights scaled by the ceiling and each
+        segment's idf rescaling. Adding into the caller's array lets two fields share one
+        running total."""
         if not terms or ceiling <= 0:  # no term, or only terms of weight 0
             return into
-        places, weights = [], []
-        for n, (seg, place) in enumerate(zip(self.segments, self.place)):
+        columns, weights = [], []
+        for n, seg in enumerate(self.segments):
             w, starts = seg.weights, seg.weights.indptr
             rows = [(t.ids[n], t.weight * t.idf / float(seg.idf[t.ids[n]]) / ceiling)
                     for t in terms if t.ids[n] is not None]
             if not rows:
                 continue
             ids = np.concatenate([w.indices[starts[i] : starts[i + 1]] for i, _ in rows])
-            places.append(ids if place is None else place[ids])
+            columns.append(ids + self.offsets[n] if n else ids)
             weights += [w.data[starts[i] : starts[i + 1]] * np.float32(s) for i, s in rows]
-        if places:
-            at, values = np.concatenate(places), np.concatenate(weights)
-            if weight is not None:
-                values *= weight[at]
-            np.add.at(into, at, values)
+        if columns:
+            np.add.at(into, np.concatenate(columns), np.concatenate(weights))
         return into
 
     def scores_at(self, terms: list[Term], passages: np.ndarray, ceiling: float) -> np.ndarray:
         """The same for a few live passages: each term's weight looked up in its row
         (BM25.find), so a term held by most passages costs nothing like a pass over them all."""
-        passages = np.asarray(passages, dtype=np.int64)
         out = np.zeros(len(passages), dtype=np.float32)
         if not terms or not len(passages) or ceiling <= 0:
             return out
-        segment = np.searchsorted(self.first_live, passages, side="right") - 1
-        for n, (seg, live) in enumerate(zip(self.segments, self.live)):
+        columns = self.column[np.asarray(passages, dtype=np.int64)]
+        segment = np.searchsorted(self.offsets, columns, side="right") - 1
+        for n, seg in enumerate(self.segments):
             rows = np.flatnonzero(segment == n)
             if not len(rows):
                 continue
-            local = live[passages[rows] - self.first_live[n]]
+            local = columns[rows] - self.offsets[n]
             for t in terms:
                 i = t.ids[n]
                 if i is None:

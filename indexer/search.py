@@ -11,7 +11,6 @@ import numpy as np
 from indexer import ranker, scale, segments, snapshot
 from indexer.embedders import Embedder
 from indexer.fusion import fuse
-from indexer.groups import ArticleMax
 from indexer.lexical import SegmentedBM25, Term, token_weights
 from indexer.normalize import has_content, key_hash, normalize, question_key, strip_fillers
 from indexer.segment import Segmenter, char_grams
@@ -61,26 +60,42 @@ class Hit:
 
 @dataclass(frozen=True)
 class FieldScores:
-    """One lexical field's scores for a query, answer passages weighted: over every passage for
-    its selective terms, in the layout of the searcher's ArticleMax, as the part of a running
-    total of the fields that this field added; its common terms (if split off) still to add
-    where the exact scores are needed."""
+    """One lexical field's scores for a query: over every passage for its selective terms, in
+    the index's column order, as the part of a running total of the fields that this field
+    added; its common terms (if split off) still to add where the exact scores are needed."""
 
     index: SegmentedBM25
-    total: np.ndarray  # laid out: this field's scores plus those of the fields before it
+    total: np.ndarray  # by column: this field's scores plus those of the fields before it
     before: np.ndarray | None  # the running total before this field; None for the first
-    position: np.ndarray  # passage p's place in the layout
     weight: np.ndarray  # per passage
     rest: list[Term]
     ceiling: float
 
     def at(self, pids: np.ndarray) -> np.ndarray:
-        """Exact scores of these passages, every term counted."""
-        at = self.position[pids]
+        """Exact scores of these passages, every term counted, answer passages weighted."""
+        at = self.index.column[pids]
         scores = self.total[at] if self.before is None else self.total[at] - self.before[at]
         if self.rest:
-            scores += self.index.scores_at(self.rest, pids, self.ceiling) * self.weight[pids]
-        return scores
+            scores += self.index.scores_at(self.rest, pids, self.ceiling)
+        return scores * self.weight[pids]
+
+
+class LexicalMaxima:
+    """Each live article's best lexical score from scores by column (SegmentedBM25.add_scores):
+    each segment's articles from its own layout, the deleted ones dropped."""
+
+    def __init__(self, view: segments.View):
+        self.parts = []
+        for (segment, _), alive in zip(view.parts, view.alive):
+            self.parts.append((segment.layout, alive))
+        self.offsets = view.words.offsets.tolist()
+
+    def of(self, total: np.ndarray, answer_weight: float) -> np.ndarray:
+        found = []
+        for (layout, alive), start, end in zip(self.parts, self.offsets, self.offsets[1:]):
+            best = layout.of(total[start:end], answer_weight)
+            found.append(best if alive is None else best[alive])
+        return found[0] if len(found) == 1 else np.concatenate(found)
 
 
 @dataclass(frozen=True)
@@ -128,19 +143,13 @@ class Searcher:
         # Passages of one article are contiguous: article i owns starts[i]:starts[i + 1].
         counts = np.bincount(self.owner, minlength=len(self.articles))
         self.starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        self.article_max = ArticleMax(self.starts)
-        self.position = self.article_max.position
         # Multiplying by a vector costs a seventh of scaling the answer passages by a mask.
         answers = np.array([k == "answer" for k in self.kinds], dtype=bool)
         self.passage_weight = np.where(answers, self.params.answer_weight, 1.0).astype(np.float32)
-        # One more for the place past the end, where the lexical index puts deleted passages.
-        self.laid_out_weight = np.append(self.article_max.lay_out(self.passage_weight),
-                                         np.float32(0))
+        self.lexical_maxima = LexicalMaxima(view)
         dictionary = json.loads((folder / "dictionary.json").read_text(encoding="utf-8"))
         self.segmenter = Segmenter(dictionary["terms"], dictionary["synonyms"])
-        # Lexical scores come out in the layout of the per-article maxima (indexer/groups.py).
-        place = view.words.placing(self.position)  # the chars field's too: the same passages
-        self.words, self.chars = view.words.laid_out(place), view.chars.laid_out(place)
+        self.words, self.chars = view.words, view.chars
         self.dense = view.dense
         # Cosines onto the default model's scale (indexer/scale.py); (1, 0) for the default.
         self.cosine_a, self.cosine_b = (np.float32(v) for v in
@@ -174,13 +183,12 @@ class Searcher:
         return Query(text=text, words=words, expansions=self.segmenter.expand(words))
 
     def lexical_scores(self, q: Query) -> dict[str, FieldScores]:
-        """Per-passage normalised BM25 for both fields, answer passages weighted, in the layout
-        of self.article_max; the last field's `total` is the sum of both.
+        """Per-passage normalised BM25 for both fields, by column (the per-article maxima's
+        layout, indexer/groups.py); the last field's `total` is the sum of both.
 
         The fields add into one running total, copied between them: the candidate pass needs
-        the sum, and forming it apart (a zeroed array per field, their sum, the weighting) took
-        three more passes over 366,000 numbers at 50,000 articles, each a cache miss after the
-        model has run."""
+        the sum, and forming it apart (a zeroed array per field and their sum) took more
+        passes over 366,000 numbers at 50,000 articles, each a cache miss after the model."""
         p = self.params
         extra_grams = [g for s in q.expansions for g in char_grams(s)]
         fields = {
@@ -199,10 +207,9 @@ class Searcher:
                 if selective:  # a query of common terms only is scored whole
                     rest = [t for t in terms if t.df > common]
                     terms = selective
-            total = np.zeros(index.n_docs + 1, np.float32) if before is None else before.copy()
-            index.add_scores(terms, ceiling, total, self.laid_out_weight)
-            out[name] = FieldScores(index, total, before, self.position, self.passage_weight,
-                                    rest, ceiling)
+            total = np.zeros(index.total_docs, np.float32) if before is None else before.copy()
+            index.add_scores(terms, ceiling, total)
+            out[name] = FieldScores(index, total, before, self.passage_weight, rest, ceiling)
             before = total
         return out
 
@@ -224,7 +231,7 @@ class Searcher:
         # Lexical candidates: the articles whose best passage matches both fields best. One
         # pass over the passages, where a maximum per field took two (1 ms each at 50,000
         # articles); every candidate is then scored exactly, field by field, below.
-        lexical_total = self.article_max.of(lex["words"].total)  # the sum of both fields
+        lexical_total = self.lexical_maxima.of(lex["words"].total, p.answer_weight)
         if allowed is not None:
             lexical_total = np.where(allowed, lexical_total, -1.0)
         n_lex = min(p.lexical_candidates, len(self.articles))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.groups import PassageLayout
 from indexer.lexical import BM25, SegmentedBM25
 from indexer.vector import SegmentedVectors, VectorIndex
 
@@ -29,6 +30,9 @@ FILES = (
     "words.npz", "words.idf.npy", "words.vocab.txt", "chars.npz", "chars.idf.npy",
     "chars.vocab.txt", "questions.npy",
 )
+# A segment entry's "columns" when its lexical columns are stored in passage_layout order; those
+# written before (2026-12-03) are in passage order and are put in that order at load.
+COLUMNS = "layout"
 # Snapshots of format 1 have no catalog; segments written before 2026-12-02 no question hashes
 # (they are computed when first asked for).
 OPTIONAL = ("catalog.json", "questions.npy")
@@ -44,6 +48,7 @@ class Segment:
     words: BM25
     chars: BM25
     dense: VectorIndex
+    layout: PassageLayout  # the order of the lexical columns
     questions: np.ndarray | None = None  # build.question_hashes; None until needed, if absent
 
     def question_hashes(self) -> np.ndarray:
@@ -66,6 +71,7 @@ class View:
     chars: SegmentedBM25
     dense: VectorIndex | SegmentedVectors
     parts: list[tuple[Segment, np.ndarray | None]] = field(default_factory=list)  # live passages
+    alive: list[np.ndarray | None] = field(default_factory=list)  # each part's live articles
 
     def question_hashes(self) -> np.ndarray:
         """build.question_hashes of every live passage, in passage order."""
@@ -103,18 +109,25 @@ def load_segment(folder: Path, entry: dict) -> Segment:
             dense = pool.submit(VectorIndex.load, f"{p}dense.faiss")
             passages = read_json(Path(f"{p}passages.json"))
             owner = np.asarray(passages["owner"], dtype=np.int64)
+            kinds = [sys.intern(k) for k in passages["kind"]]  # three words, not 300,000
+            articles = read_articles(Path(f"{p}articles.json"), passages["text"], owner)
+            layout = passage_layout(owner, kinds, len(articles))
+            words, chars = BM25.load(f"{p}words"), BM25.load(f"{p}chars")
+            if entry.get("columns") != COLUMNS:  # written before the layout was stored
+                order = layout.order
+                words, chars = words.with_columns(order), chars.with_columns(order)
             segment = Segment(
-                uid=entry["uid"],
-                articles=read_articles(Path(f"{p}articles.json"), passages["text"], owner),
-                owner=owner,
-                kinds=[sys.intern(k) for k in passages["kind"]],  # three words, not 300,000
-                texts=passages["text"],
-                words=BM25.load(f"{p}words"),
-                chars=BM25.load(f"{p}chars"),
-                dense=dense.result(),
+                uid=entry["uid"], articles=articles, owner=owner, kinds=kinds,
+                texts=passages["text"], words=words, chars=chars, dense=dense.result(),
+                layout=layout,
                 questions=read_questions(Path(f"{p}questions.npy"), len(passages["text"])),
             )
     return segment
+
+
+def passage_layout(owner: np.ndarray, kinds: list[str], articles: int) -> PassageLayout:
+    """The order a segment's lexical columns are written in (build) and read in (search)."""
+    return PassageLayout(owner, np.array([k == "answer" for k in kinds], dtype=bool), articles)
 
 
 def read_questions(path: Path, passages: int) -> np.ndarray | None:
@@ -156,11 +169,13 @@ def load_view(folder: Path, manifest: dict) -> View:
             if index_dir == folder.parent:
                 del _loaded[uid]
         _loaded.update((e["uid"], (folder.parent, s)) for e, s in zip(listed, segments))
+    positions = [s.layout.position for s in segments]
     if len(segments) == 1 and not listed[0]["deleted"]:
         s = segments[0]
-        return View(s.articles, s.owner, s.kinds, s.texts, SegmentedBM25([s.words], [None]),
-                    SegmentedBM25([s.chars], [None]), s.dense, [(s, None)])
-    articles, owners, kinds, texts, live_passages = [], [], [], [], []
+        return View(s.articles, s.owner, s.kinds, s.texts,
+                    SegmentedBM25([s.words], [None], positions),
+                    SegmentedBM25([s.chars], [None], positions), s.dense, [(s, None)], [None])
+    articles, owners, kinds, texts, live_passages, live_articles = [], [], [], [], [], []
     for s, e in zip(segments, listed):
         alive = np.ones(len(s.articles), dtype=bool)
         alive[np.asarray(e["deleted"], dtype=np.int64)] = False
@@ -172,20 +187,23 @@ def load_view(folder: Path, manifest: dict) -> View:
             kinds.extend(s.kinds)
             texts.extend(s.texts)
             live_passages.append(None)
+            live_articles.append(None)
         else:
             articles.extend(a for a, ok in zip(s.articles, alive) if ok)
             kinds.extend(s.kinds[i] for i in live.tolist())
             texts.extend(s.texts[i] for i in live.tolist())
             live_passages.append(live)
+            live_articles.append(alive)
     return View(
         articles=articles,
         owner=np.concatenate(owners).astype(np.int64),
         kinds=kinds,
         texts=texts,
-        words=SegmentedBM25([s.words for s in segments], live_passages),
-        chars=SegmentedBM25([s.chars for s in segments], live_passages),
+        words=SegmentedBM25([s.words for s in segments], live_passages, positions),
+        chars=SegmentedBM25([s.chars for s in segments], live_passages, positions),
         dense=SegmentedVectors([s.dense for s in segments], live_passages),
         parts=list(zip(segments, live_passages)),
+        alive=live_articles,
     )
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from indexer.groups import ArticleMax
+from indexer.groups import ArticleMax, PassageLayout
 
 
 def runs(counts):
@@ -59,6 +59,39 @@ def test_no_articles():
     assert maxima.of(maxima.lay_out(np.zeros(0, np.float32))).shape == (0,)
 
 
-def test_an_article_without_passages_is_refused():
-    with pytest.raises(ValueError, match="at least one passage"):
-        ArticleMax(runs([2, 0, 3]))
+def test_an_article_without_passages_gets_the_empty_value():
+    """Answers are laid out apart from questions, and not every article has an answer."""
+    counts = [2, 0, 3, 0]
+    starts = runs(counts)
+    maxima = ArticleMax(starts)
+    values = np.array([0.5, 0.2, 0.1, 0.9, 0.3], dtype=np.float32)
+    assert maxima.of(maxima.lay_out(values)).tolist() == pytest.approx([0.5, 0, 0.9, 0])
+    assert maxima.of(maxima.lay_out(values), empty=-1).tolist() == pytest.approx(
+        [0.5, -1, 0.9, -1])
+    nothing = ArticleMax(runs([0, 0]))
+    assert nothing.of(np.zeros(0, np.float32)).tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_passage_layout_maxima_weight_the_answers(seed):
+    """PassageLayout: questions then answers, each laid out by ArticleMax; an article's best is
+    the larger of its best question and its best answer times the weight, which is the
+    maximum of the weighted passages in passage order."""
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(1, 9, size=300)
+    owner = np.repeat(np.arange(len(counts)), counts)
+    # Questions first in each article (a title, maybe similar questions), then its answers.
+    slot = np.arange(len(owner)) - np.repeat(runs(counts)[:-1], counts)
+    answer = slot >= rng.integers(1, 4, size=len(counts))[owner]
+    layout = PassageLayout(owner, answer, len(counts))
+    assert sorted(layout.position.tolist()) == list(range(len(owner)))
+    assert np.array_equal(layout.order[layout.position], np.arange(len(owner)))
+    assert layout.split == (~answer).sum()
+    assert (layout.position[~answer] < layout.split).all()
+    values = rng.random(len(owner)).astype(np.float32)
+    values[rng.random(len(owner)) < 0.5] = 0.0
+    laid = np.empty_like(values)
+    laid[layout.position] = values
+    weighted = values * np.where(answer, np.float32(0.85), np.float32(1.0))
+    expected = np.maximum.reduceat(weighted, runs(counts)[:-1])
+    assert np.allclose(layout.of(laid, 0.85), expected, rtol=1e-6, atol=0)

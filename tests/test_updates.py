@@ -267,9 +267,41 @@ def test_format_1_index_is_read_and_replaced_by_a_full_build(hash_kb, updating):
     manifest["version"] = 1
     (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     (folder / "catalog.json").unlink()
+    put_columns_in_passage_order(folder)
     old = KnowledgeBase(hash_kb.content_dir, hash_kb.data_dir, HashEmbedder())
     assert ranking(old) == before
     assert old.reindex().build == "full: the live index has an older format"
+
+
+def put_columns_in_passage_order(folder, prefix=""):
+    """Rewrite a segment's lexical files as they were before their columns were stored in
+    the search's layout (passage order); the loader must put them back in it."""
+    passages = segments.read_json(folder / f"{prefix}passages.json")
+    layout = segments.passage_layout(np.asarray(passages["owner"]), passages["kind"],
+                                     max(passages["owner"]) + 1)
+    for field in ("words", "chars"):
+        index = BM25.load(folder / f"{prefix}{field}")
+        old = index.with_columns(layout.position)  # column p: what column position[p] held
+        assert not np.array_equal(old.weights.indices, index.weights.indices)
+        old.save(folder / f"{prefix}{field}")
+
+
+def test_segments_written_in_passage_order_are_read_in_layout_order(hash_kb, content, updating):
+    """Indexes written before 2026-12-03 hold their lexical columns in passage order: a base
+    in that order beside an update segment in the new one ranks as a fresh index does."""
+    hash_kb.reindex()
+    add_similar(content / "billing" / "pay-channels.md", "电费能在银行柜台交吗")
+    assert hash_kb.reindex().build == "update"
+    before = ranking(hash_kb, [*QUERIES, "电费能在银行柜台交吗"])
+    folder = hash_kb.index_dir / hash_kb.stats()["snapshot"]
+    manifest = segments.read_json(folder / "manifest.json")
+    base = manifest["segments"][0]
+    del base["columns"]
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    put_columns_in_passage_order(folder, base["prefix"])
+    segments._loaded.clear()
+    old = KnowledgeBase(hash_kb.content_dir, hash_kb.data_dir, HashEmbedder())
+    assert ranking(old, [*QUERIES, "电费能在银行柜台交吗"]) == before
 
 
 def test_segmented_bm25_scores_as_one_index():
@@ -286,26 +318,34 @@ def test_segmented_bm25_scores_as_one_index():
 
 
 @pytest.mark.parametrize("live", [[None], [None, None], [np.array([0, 2, 3]), np.array([1])]])
-def test_laid_out_scores_are_the_same_scores_in_another_order(live):
-    """The search asks for scores in its per-article-maxima layout (indexer/groups.py): the
-    postings land straight at their places, deleted passages nowhere."""
+def test_columns_in_another_order_give_the_same_scores(live):
+    """Segments store their columns in the search's layout (indexer/groups.py): the same
+    documents built in another column order score the same, passage by passage, and
+    add_scores puts each live passage's score at its column."""
     docs = [["停电", "报修"], ["电费", "缴纳", "电费"], ["停电", "通知"], ["电表", "校验"],
             ["电费", "高"], ["报修", "进度", "停电"]]
     whole = BM25.build(docs)
-    parts = [whole] if len(live) == 1 else [BM25.build(docs[:4], whole.avgdl),
-                                             BM25.build(docs[4:], whole.avgdl)]
-    index = SegmentedBM25(parts, live)
-    position = np.random.default_rng(len(live)).permutation(index.n_docs)
-    laid = index.laid_out(index.placing(position))
-    terms = index.terms({"停电": 1.0, "电费": 1.0, "进度": 0.5})
-    ceiling = index.ceiling(terms)
-    plain = index.scores(terms, ceiling)
-    assert plain.max() > 0
-    placed = laid.scores(terms, ceiling)
-    assert len(placed) == index.n_docs
-    assert np.array_equal(placed[position], plain)
-    some = np.arange(index.n_docs)[::2]
-    assert np.array_equal(laid.scores_at(terms, some, ceiling), index.scores_at(terms, some, ceiling))
+    cuts = [(0, 6)] if len(live) == 1 else [(0, 4), (4, 6)]
+    plain = SegmentedBM25([BM25.build(docs[a:b], whole.avgdl) for a, b in cuts], live)
+    rng = np.random.default_rng(len(live))
+    positions = [rng.permutation(b - a) for a, b in cuts]
+    shuffled = []
+    for (a, _), position in zip(cuts, positions):
+        order = np.argsort(position)  # the passage in each column
+        shuffled.append(BM25.build([docs[a + i] for i in order], whole.avgdl))
+    laid = SegmentedBM25(shuffled, live, positions)
+    query = {"停电": 1.0, "电费": 1.0, "进度": 0.5}
+    terms = plain.terms(query)
+    ceiling = plain.ceiling(terms)
+    expected = plain.scores(terms, ceiling)
+    assert expected.max() > 0 and len(expected) == plain.n_docs
+    terms = laid.terms(query)  # term ids are the order a segment first saw its terms in
+    assert laid.ceiling(terms) == ceiling
+    assert np.allclose(laid.scores(terms, ceiling), expected, atol=1e-7)
+    by_column = laid.add_scores(terms, ceiling, np.zeros(laid.total_docs, np.float32))
+    assert np.allclose(by_column[laid.column], expected, atol=1e-7)
+    some = np.arange(plain.n_docs)[::2]
+    assert np.allclose(laid.scores_at(terms, some, ceiling), expected[some], atol=1e-7)
 
 
 def test_a_few_passages_score_as_in_the_full_pass():
