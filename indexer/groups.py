@@ -77,14 +77,14 @@ class PassageLayout:
         self.questions, self.answers = parts
         self.split = self.questions.passages
         # Passage p's column: its place among the questions, or after them among the answers.
-        self.position = np.empty(len(owner), dtype=np.int64)
+        self.position = np.empty(len(owner), dtype=np.int32)  # kept with the segment
         self.position[~answer] = self.questions.position
         self.position[answer] = self.split + self.answers.position
 
     @property
     def order(self) -> np.ndarray:
         """The passage in each column (the inverse of position)."""
-        order = np.empty_like(self.position)
+        order = np.empty(len(self.position), dtype=np.int64)
         order[self.position] = np.arange(len(self.position))
         return order
 
