@@ -113,6 +113,10 @@ def load_segment(folder: Path, entry: dict) -> Segment:
             articles = read_articles(Path(f"{p}articles.json"), passages["text"], owner)
             layout = passage_layout(owner, kinds, len(articles))
             words, chars = BM25.load(f"{p}words"), BM25.load(f"{p}chars")
+            for name, index in (("words", words), ("chars", chars)):
+                if index.n_docs != len(owner):  # a file from another build can still parse
+                    raise ValueError(f"{p}{name}.npz has {index.n_docs} passages, "
+                                     f"passages.json {len(owner)}")
             if entry.get("columns") != COLUMNS:  # written before the layout was stored
                 order = layout.order
                 words, chars = words.with_columns(order), chars.with_columns(order)

@@ -1,9 +1,11 @@
 import json
 
 import pytest
+from scipy import sparse
 
-from indexer import snapshot
+from indexer import segments, snapshot
 from indexer.embedders import HashEmbedder
+from indexer.lexical import BM25
 from kb.errors import CorruptIndex, IndexMismatch, NoIndex
 from kb.knowledge_base import KnowledgeBase
 
@@ -108,6 +110,21 @@ def test_corrupt_index_is_detected_with_a_fix(hash_kb):
     (folder / "dense.faiss").unlink()
     fresh = KnowledgeBase(hash_kb.content_dir, hash_kb.data_dir, HashEmbedder())
     with pytest.raises(CorruptIndex, match="kb index --full"):
+        fresh.search("停电")
+
+
+def test_a_lexical_file_of_another_size_is_a_corrupt_index(hash_kb, content):
+    """A segment's lexical files must have a column per passage: one copied from another
+    build parses, and would score the wrong passages."""
+    hash_kb.reindex()
+    folder = hash_kb.index_dir / hash_kb.stats()["snapshot"]
+    index = BM25.load(folder / "chars")
+    wider = BM25(index.vocab, index.idf, sparse.hstack([index.weights, index.weights]).tocsr())
+    (folder / "chars.npz").unlink()  # the file may be hard-linked into another snapshot
+    wider.save(folder / "chars")
+    segments._loaded.clear()  # as in a new process: the loaded segment is kept by its uid
+    fresh = KnowledgeBase(hash_kb.content_dir, hash_kb.data_dir, HashEmbedder())
+    with pytest.raises(CorruptIndex, match=r"chars.npz has \d+ passages.*kb index --full"):
         fresh.search("停电")
 
 
