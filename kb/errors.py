@@ -59,6 +59,10 @@ class ConfigError(KBError):
     """A setting is missing or invalid."""
 
 
+class NothingToTune(KBError):
+    """The knowledge base has too little text for `kb tune` to learn from."""
+
+
 class InvalidArticle(KBError):
     """An edit would give an article that does not read back as written, or that clashes with
     other articles; `problems` holds a FieldProblem for each."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer import segments, snapshot
+from indexer import finetune, segments, snapshot
 from indexer.batching import BatchingEmbedder
 from indexer.build import (
     build_snapshot,
@@ -21,12 +21,14 @@ from indexer.build import (
     update_refused,
     update_snapshot,
 )
-from indexer.embedders import Embedder, make_embedder
+from indexer.embedders import E5Embedder, Embedder, make_embedder
+from indexer.finetune import Tuned
+from indexer.modelfile import ModelFile, stock_path
 from indexer.search import Hit, Query, RankParams, Searcher
 from indexer.segment import load_dictionary
 from indexer.segments import read_json
 from kb import allocator
-from kb.errors import ArticleError, BadQuery, KBError, NotFound
+from kb.errors import ArticleError, BadQuery, ConfigError, KBError, NotFound
 from kb.locks import file_lock
 from kb.scan import scan
 from kb.store import Store, text_key
@@ -46,6 +48,13 @@ class IndexReport:
     snapshot: str = ""
     build: str = ""  # "update", "full: <why>" or "none: nothing changed"
     resegmented: list[str] = field(default_factory=list)  # unchanged, cut anew for new words
+
+
+@dataclass
+class TuneReport:
+    path: Path  # the tuned model file, absolute: the server may start from another folder
+    tuned: Tuned
+    errors: list[ArticleError] = field(default_factory=list)  # broken files left out
 
 
 class KnowledgeBase:
@@ -129,6 +138,26 @@ class KnowledgeBase:
             snapshot.clean(self.index_dir)
         report.snapshot = folder.name
         return report
+
+    def tune(self, epochs: int = 1, max_pairs: int = finetune.MAX_PAIRS,
+             progress: Callable[[int, int], None] | None = None) -> "TuneReport":
+        """Tune e5 on this knowledge base's own questions and answers (indexer/finetune.py) and
+        write the tuned copy to data_dir/models/, named by its content. Always starts from the
+        stock model, so tuning again does not drift. Broken articles are left out and listed.
+        The live index is left as it is: the tuned model serves once KB_EMBEDDER names the
+        file and the index is rebuilt with it."""
+        if not (self._embedder_spec == "e5" or str(self._embedder_spec).startswith("e5:")
+                or isinstance(self._embedder_spec, E5Embedder)):
+            raise ConfigError("kb tune tunes the default model, e5; with KB_EMBEDDER set to "
+                              "another model, tune that model with its own tools")
+        with self._build_lock(), self._store() as store:  # the scan writes the file cache
+            found = scan(self.content_dir, store)
+            articles = found.articles(sorted(found.hashes), store)
+        # The tuning itself runs outside the lock: builds and edits go on meanwhile.
+        tuned = finetune.tune(ModelFile(stock_path()), articles, epochs, max_pairs,
+                              self.to_simplified, progress=progress)
+        path = self.data_dir / "models" / f"e5-tuned-{tuned.model.digest()}.bin"
+        return TuneReport(tuned.model.save(path).resolve(), tuned, found.errors)
 
     def _plan(self, live: Path, manifest: dict, catalog: segments.Catalog, dictionary: dict,
               report: "IndexReport") -> str | None:
