@@ -1,7 +1,7 @@
 """What `kb tune` gains: the whole system measured with the stock e5 model and with a copy tuned
 on the folder's own texts (indexer/finetune.py), on the cold folder and its curated case.
 
-    python -m bench.finetune ../shared/bench/unionpay-dev ../shared/bench/jiningbank [--epochs 1]
+    python -m bench.finetune ../shared/bench/unionpay-dev ../shared/bench/jiningbank [--epochs 2]
 
 Needs torch (the `st` extra). Prints one table: hybrid R@1, MRR@10 and `confident`, and the
 dense part alone, per case and model.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.quality import curated
 from indexer.embedders import E5Embedder
-from indexer.finetune import MAX_PAIRS, tune
+from indexer.finetune import EPOCHS, MAX_PAIRS, tune
 from indexer.modelfile import ModelFile, stock_path
 from kb.evaluate import evaluate
 from kb.faqbench import faq_articles, faq_queries, write_content
@@ -39,7 +39,7 @@ def measure(name, articles, queries, tmp: Path, embedder) -> list[tuple]:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path)
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--max-pairs", type=int, default=MAX_PAIRS)
     args = parser.parse_args(argv)
     stock = ModelFile(stock_path())

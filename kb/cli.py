@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from indexer.finetune import MAX_PAIRS
+from indexer.finetune import EPOCHS, MAX_PAIRS
 from kb.config import Settings
 from kb.errors import KBError
 from kb.knowledge_base import KnowledgeBase
@@ -74,7 +74,7 @@ def index(settings, full):
 
 
 @cli.command()
-@click.option("--epochs", default=1, show_default=True, type=click.IntRange(1, 10),
+@click.option("--epochs", default=EPOCHS, show_default=True, type=click.IntRange(1, 10),
               help="Passes over the pairs.")
 @click.option("--max-pairs", default=MAX_PAIRS, show_default=True, type=click.IntRange(32),
               help="Pairs per pass, drawn at random: caps the time on a large knowledge base.")

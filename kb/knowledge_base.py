@@ -144,7 +144,7 @@ class KnowledgeBase:
         report.snapshot = folder.name
         return report
 
-    def tune(self, epochs: int = 1, max_pairs: int = finetune.MAX_PAIRS,
+    def tune(self, epochs: int = finetune.EPOCHS, max_pairs: int = finetune.MAX_PAIRS,
              progress: Callable[[int, int], None] | None = None) -> "TuneReport":
         """Tune e5 on this knowledge base's own questions and answers (indexer/finetune.py) and
         write the tuned copy to data_dir/models/, named by its content. Always starts from the

@@ -139,7 +139,7 @@ def test_kb_tune_writes_a_model_that_serves_an_index(run, tmp_path, monkeypatch)
     assert result.exit_code == 0, result.output
     written = sorted((tmp_path / "data" / "models").glob("e5-tuned-*.bin"))
     assert len(written) == 1 and written[0].stat().st_size == STOCK.stat().st_size
-    assert "from 6 articles (0 broken files skipped), 1 epoch(s)" in result.output
+    assert "from 6 articles (0 broken files skipped), 2 epoch(s)" in result.output
     assert f"to serve it: set KB_EMBEDDER=e5:{written[0]} for kb index and kb serve" \
         in result.output
     assert not (tmp_path / "data" / "index").exists()  # tuning alone leaves the index alone
