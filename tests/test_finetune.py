@@ -225,3 +225,41 @@ def test_tuning_again_removes_the_copies_nothing_serves_and_their_cached_vectors
     assert sorted(models.iterdir()) == sorted(copies[r] for r in ("live", "configured", "new"))
     assert old_id not in embedders() and len(embedders()) == 1  # the live model's stay
     assert kb.prune_tuned(keep=copies["new"]) == []
+
+
+@needs_torch
+def test_kb_tune_compare_measures_the_eval_sets_on_the_live_index_and_the_tuned_copy(
+        run, content):
+    queries = [("家里突然没电了", "repair-home-outage"), ("电费怎么这么贵", "bill-why-high"),
+               ("在哪能交电费", "pay-channels"), ("师傅多久上门", "repair-arrival-time"),
+               ("交了欠费啥时候来电", "arrears-reconnect"), ("停电会提前说吗", "outage-planned-notice")]
+    (content / "_eval").mkdir()
+    (content / "_eval" / "queries.jsonl").write_text("".join(
+        json.dumps({"query": q, "expected": [a]}, ensure_ascii=False) + "\n"
+        for q, a in queries), "utf-8")
+    assert run("index").exit_code == 0
+    live = json.loads(run("eval", "--json").output.splitlines()[-1])
+
+    result = run("tune", "--max-pairs", "64", "--compare")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "on 6 queries of 1 eval set(s): R@1 / MRR@10 / confident share at precision" in lines
+    assert (f"  live index: {live['recall_at_1']:.3f} / {live['mrr_at_10']:.3f} / "
+            f"{live['confident_share']:.3f} at {live['confident_precision']:.3f}") in lines
+    tuned = next(line for line in lines if line.startswith("  tuned copy: "))
+    r1, mrr = (float(x) for x in tuned.removeprefix("  tuned copy: ").split(" / ")[:2])
+    better = r1 > live["recall_at_1"] and mrr >= live["mrr_at_10"]
+    assert lines[-1].endswith("switch to it" if better else "keep the live model")
+
+
+@needs_torch
+def test_kb_tune_compare_refuses_before_tuning_without_an_eval_set_or_an_index(
+        run, content, tmp_path):
+    refused = run("tune", "--compare")
+    assert refused.exit_code == 2 and "--compare needs an eval set in" in refused.output
+    (content / "_eval").mkdir()
+    (content / "_eval" / "queries.jsonl").write_text(
+        '{"query": "没电了", "expected": ["repair-home-outage"]}\n', "utf-8")
+    refused = run("tune", "--compare")
+    assert refused.exit_code == 3 and "run `kb index`" in refused.output
+    assert not (tmp_path / "data" / "models").exists()  # refused before any tuning
