@@ -21,7 +21,7 @@ def open_kb(settings: Settings, **overrides) -> KnowledgeBase:
     return KnowledgeBase(
         overrides.get("content_dir", settings.content_dir),
         overrides.get("data_dir", settings.data_dir),
-        overrides.get("embedder", settings.embedder),
+        settings.embedder,
         to_simplified=settings.traditional_to_simplified,
         max_query_chars=settings.max_query_chars,
     )
@@ -79,27 +79,23 @@ def index(settings, full):
 @click.option("--max-pairs", default=MAX_PAIRS, show_default=True, type=click.IntRange(32),
               help="Pairs per pass, drawn at random: caps the time on a large knowledge base.")
 @click.option("--compare", is_flag=True,
-              help="Then index with the tuned copy in a scratch folder and compare the eval "
-                   "sets in content/_eval/ on it and on the live index.")
+              help="Then measure content/_eval/ on the live index (brought up to date first, as "
+                   "kb index does) and on a scratch index built with the tuned copy, and say "
+                   "whether to switch.")
 @click.pass_obj
 def tune(settings, epochs, max_pairs, compare):
     """Tune the default model (e5) on this knowledge base's own questions and answers.
 
     Writes a tuned copy of the model to KB_DATA_DIR/models/ and prints the setting that serves
     it. Needs torch (pip install 'kb95598[st]'). Minutes on two cores; run it again when the
-    articles change a lot. The index changes only once KB_EMBEDDER names the file.
+    articles change a lot. The index changes only once KB_EMBEDDER names the file. Older
+    copies in models/ are removed, except the three newest and those this KB_DATA_DIR's live
+    index or this shell's KB_EMBEDDER needs.
 
     Example: kb tune --compare, then KB_EMBEDDER=e5:data/models/e5-tuned-<id>.bin kb index
     """
     kb = open_kb(settings)
-    if compare:  # before minutes of tuning: what the comparison needs
-        from kb.evaluate import eval_sets
-
-        if not eval_sets(settings.content_dir):
-            raise click.UsageError(f"--compare needs an eval set in "
-                                   f"{settings.content_dir / '_eval'} (labelled queries, or "
-                                   "hit tests saved from /editor)")
-        kb.searcher()  # a live index to compare with, built with the configured model
+    rows = _compare_rows(settings, kb) if compare else []  # before minutes of tuning
     with click.progressbar(length=1, label="tuning", file=sys.stderr) as bar:
         def progress(done, total):
             bar.length = max(total, 1)
@@ -109,7 +105,7 @@ def tune(settings, epochs, max_pairs, compare):
     for error in report.errors:
         click.echo(f"skipped {error}", err=True)
     for old in report.removed:
-        click.echo(f"removed {old.name}: an older tuned copy nothing serves")
+        click.echo(f"removed {old.name}: an older tuned copy nothing needs")
     t = report.tuned
     click.echo(
         f"tuned on {t.pairs} pairs from {t.articles} articles ({len(report.errors)} broken "
@@ -119,35 +115,30 @@ def tune(settings, epochs, max_pairs, compare):
         "the server (a server still on the old model rebuilds with the old one on the next edit)"
     )
     if compare:
-        _compare_tuned(settings, kb, report.path)
+        from kb.tuning import compare as compare_tuned
+
+        click.echo("indexing with the tuned copy in a scratch folder ...", err=True)
+        c = compare_tuned(kb, report.path, rows)
+        click.echo(f"on {len(rows)} labelled queries (R@1 / MRR@10 / confident share at "
+                   "precision):")
+        for name, r in (("live index", c.live), (f"tuned copy ({c.tuned_model})", c.tuned)):
+            click.echo(f"  {name}: {r.recall_at_1:.3f} / {r.mrr_at_10:.3f} / "
+                       f"{r.confident_share:.3f} at {r.confident_precision:.3f}")
+        click.echo(c.reason)
 
 
-def _compare_tuned(settings, kb: KnowledgeBase, path: Path) -> None:
-    """The eval sets on the live index and on a scratch index built with the tuned copy: the
-    measurement that decides whether a site switches (tuning gains on some knowledge bases and
-    loses on others, docs/benchmarks.md)."""
-    from kb.evaluate import eval_sets, evaluate, read_queries
+def _compare_rows(settings, kb: KnowledgeBase) -> list[dict]:
+    """The labelled queries `kb tune --compare` measures on, read before the tuning starts;
+    refuses when there are none, or no live index to compare with."""
+    from kb.evaluate import eval_sets, read_queries
 
-    files = eval_sets(settings.content_dir)
-    rows = [row for f in files for row in read_queries(f)]
-    with tempfile.TemporaryDirectory(prefix="kb-tune-compare-") as scratch:
-        tuned = open_kb(settings, data_dir=Path(scratch), embedder=f"e5:{path}")
-        click.echo(f"indexing with the tuned copy in {scratch} ...", err=True)
-        tuned.reindex()
-        results = [(name, evaluate(lambda q, k=k: k.search(q, k=10), rows))
-                   for name, k in (("live index", kb), ("tuned copy", tuned))]
-    click.echo(f"on {len(rows)} queries of {len(files)} eval set(s): R@1 / MRR@10 / "
-               "confident share at precision")
-    for name, r in results:
-        click.echo(f"  {name}: {r.recall_at_1:.3f} / {r.mrr_at_10:.3f} / "
-                   f"{r.confident_share:.3f} at {r.confident_precision:.3f}")
-    (_, now), (_, new) = results
-    gain = new.recall_at_1 - now.recall_at_1
-    if gain > 0 and new.mrr_at_10 >= now.mrr_at_10:
-        click.echo(f"the tuned copy ranks better here (R@1 {100 * gain:+.1f} points): switch to it")
-    else:
-        click.echo(f"the tuned copy does not rank better here (R@1 {100 * gain:+.1f} points, "
-                   f"MRR@10 {100 * (new.mrr_at_10 - now.mrr_at_10):+.1f}): keep the live model")
+    rows = [row for path in eval_sets(settings.content_dir) for row in read_queries(path)]
+    if not rows:
+        raise click.UsageError(f"--compare needs labelled queries in "
+                               f"{settings.content_dir / '_eval'} (queries.jsonl, or hit "
+                               "tests saved from /editor)")
+    kb.searcher()  # a live index, built with the configured model
+    return rows
 
 
 @cli.command()

