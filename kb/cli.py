@@ -105,7 +105,9 @@ def tune(settings, epochs, max_pairs, compare):
     for error in report.errors:
         click.echo(f"skipped {error}", err=True)
     for old in report.removed:
-        click.echo(f"removed {old.name}: an older tuned copy nothing needs")
+        why = ("left half-written by a killed kb tune" if old.suffix == ".part"
+               else "an older tuned copy nothing needs")
+        click.echo(f"removed {old.name}: {why}")
     t = report.tuned
     click.echo(
         f"tuned on {t.pairs} pairs from {t.articles} articles ({len(report.errors)} broken "

@@ -5,6 +5,7 @@ import math
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ TUNED_NAME = re.compile(r"e5-tuned-([0-9a-f]{12})\.bin")  # the name `kb tune` g
 # The newest copies stay whatever else: the one before the last can be gone back to, and a
 # second `kb tune` running at the same moment keeps what it wrote.
 KEEP_NEWEST = 3
+PART_AGE_S = 3600  # a half-written copy this old was left by a killed save, not one in progress
 CONFIDENT_PRECISION = 0.90  # what `confident` promises; a tuned copy must keep it to win
 
 
@@ -35,8 +37,8 @@ def prune(kb: "KnowledgeBase", keep: Path) -> list[Path]:
     cached vectors: 72 MB each, and a site tunes again whenever its articles change a lot.
     Kept: `keep`, the newest KEEP_NEWEST, the copy this knowledge base is configured with (by
     content, whatever its name) and the one its live index was built with. Only files named as
-    `kb tune` names them are candidates. Nothing is removed when the live index is unreadable:
-    then no one can tell which copy it needs."""
+    `kb tune` names them are candidates, and the half-written files of a killed save. Nothing
+    is removed when the live index is unreadable: then no one can tell which copy it needs."""
     models = kb.data_dir / "models"
     with kb._build_lock():
         try:
@@ -54,7 +56,11 @@ def prune(kb: "KnowledgeBase", keep: Path) -> list[Path]:
             for p in unused:
                 p.unlink(missing_ok=True)
                 store.forget_vectors(TUNED_ID + TUNED_NAME.fullmatch(p.name)[1])
-    return unused
+        stale = [p for p in models.glob("e5-tuned-*.part")
+                 if time.time() - p.stat().st_mtime > PART_AGE_S]
+        for p in stale:
+            p.unlink(missing_ok=True)
+    return unused + stale
 
 
 def _configured_digests(kb: "KnowledgeBase") -> set[str]:

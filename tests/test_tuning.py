@@ -64,6 +64,11 @@ def test_prune_keeps_the_newest_and_what_the_live_index_or_the_setting_needs(
         recent[-1].write_bytes(b"a recent tune")
         _age(recent[-1], hours)
     new = tuned_copy(stock, models, 0.04)
+    killed = models / "e5-tuned-0123456789ab.bin8w2k_x.part"  # a save killed half-way
+    killed.write_bytes(b"half a model")
+    _age(killed, 2)
+    saving = models / "e5-tuned-ba9876543210.binq1r2s3.part"  # a save going on now
+    saving.write_bytes(b"a model being written")
 
     for path in (old, live):  # the old copy served once; the live index is built with `live`
         KnowledgeBase(content, data, f"e5:{path}").reindex()
@@ -71,8 +76,10 @@ def test_prune_keeps_the_newest_and_what_the_live_index_or_the_setting_needs(
     kb = KnowledgeBase(content, data, f"e5:{configured}")
 
     removed = prune(kb, keep=new)
-    assert set(removed) == {old, recent[0]}  # the three newest stay: new, and two recent ones
-    assert sorted(models.iterdir()) == sorted([live, configured, renamed, *recent[1:], new])
+    # the three newest stay: new, and two recent ones
+    assert set(removed) == {old, recent[0], killed}
+    assert sorted(models.iterdir()) == sorted([live, configured, renamed, *recent[1:], new,
+                                               saving])
     assert cached_models(data) == {model_id(live)}  # the removed copy's vectors go with it
     assert prune(kb, keep=new) == []
 
