@@ -58,12 +58,18 @@ def parse_article(text: str, path: str | Path = "<text>") -> Article:
                            "front_matter_open") from None
     front_text = "\n".join(lines[1:end])
     try:
-        meta = yaml.safe_load(front_text) or {}
+        meta = yaml.load(front_text, Loader=_FrontMatterLoader) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark else 2
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ArticleError(path, line, f"front matter is not valid YAML: {problem}",
+                           "yaml_invalid") from None
+    except TypeError:  # a list or a mapping as a key
+        raise ArticleError(path, 2, "front matter is not valid: a key must be a word, e.g. "
+                           "'similar:'", "yaml_invalid") from None
+    except RecursionError:
+        raise ArticleError(path, 2, "front matter nests lists too deeply: write plain lists",
                            "yaml_invalid") from None
     if not isinstance(meta, dict):
         raise ArticleError(path, 2, "front matter must be 'key: value' lines", "yaml_invalid")
@@ -80,7 +86,7 @@ def parse_article(text: str, path: str | Path = "<text>") -> Article:
     for key in REQUIRED:
         if not isinstance(meta.get(key), str | int) or not str(meta.get(key)).strip():
             fail(key, f"'{key}' is required and must be text", "required", field=key)
-    unknown = sorted(set(meta) - KNOWN_KEYS)
+    unknown = sorted(set(meta) - KNOWN_KEYS, key=str)  # keys may be numbers, dates
     if unknown:
         fail(unknown[0], f"unknown key '{unknown[0]}' (known: {', '.join(sorted(KNOWN_KEYS))})",
              "unknown_key", name=unknown[0])
@@ -146,9 +152,30 @@ def _date(value, key, fail) -> dt.date | None:
     if isinstance(value, dt.date):
         return value
     try:
-        return dt.date.fromisoformat(str(value))
+        return dt.datetime.fromisoformat(str(value).strip()).date()  # a date or a date and time
     except ValueError:
         fail(key, f"'{key}' must be a date like 2025-01-01", "not_a_date", field=key)
+
+
+class _FrontMatterLoader(yaml.SafeLoader):
+    """YAML as editors write front matter: a key given twice is an error at its line (the
+    plain loader keeps the last one and silently drops the earlier list), and dates stay text
+    for `_date` to check (the plain loader raises a bare ValueError on 2025-13-01, naming no
+    file and stopping every build)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' is given twice: keep one", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+_FrontMatterLoader.add_constructor("tag:yaml.org,2002:timestamp",
+                                   yaml.SafeLoader.construct_yaml_str)
 
 
 class _OneLine(list):

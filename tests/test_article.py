@@ -52,6 +52,19 @@ def test_chinese_round_trip_through_dump_and_parse():
         ("---\nid: a\ntitle: t\ncategory: c\neffective: soon\n---\nbody", 5, "date like"),
         ("---\nid: a\ntitle: t\ncategory: c\ncolour: red\n---\nbody", 5, "unknown key"),
         ("---\nid: a\ntitle: t\ncategory: c\n---\n\n", 6, "answer is empty"),
+        # Impossible dates and times used to stop every build with a bare ValueError.
+        ("---\nid: a\ntitle: t\ncategory: c\neffective: 2025-13-01\n---\nbody", 5, "date like"),
+        ("---\nid: a\ntitle: t\ncategory: c\neffective_to: 2025-02-30\n---\nbody", 5,
+         "date like"),
+        ("---\nid: a\ntitle: t\ncategory: c\neffective: 2025-01-01 25:00:00\n---\nbody", 5,
+         "date like"),
+        ("---\nid: a\ntitle: t\ncategory: c\n2025: x\nfoo: y\n---\nbody", 5, "unknown key '2025'"),
+        ("---\nid: a\ntitle: t\ncategory: c\n? [a, b]\n: x\n---\nbody", 2, "must be a word"),
+        ("---\nid: a\ntitle: t\ncategory: c\nsimilar: " + "[" * 2000 + "]" * 2000
+         + "\n---\nbody", 2, "too deeply"),
+        # The plain loader kept the second list and dropped the first without a word.
+        ("---\nid: a\ntitle: t\ncategory: c\nsimilar: [甲, 乙]\nsimilar: [丙]\n---\nbody", 6,
+         "'similar' is given twice"),
     ],
 )
 def test_broken_article_names_file_line_and_fix(text, line, words):
@@ -60,6 +73,12 @@ def test_broken_article_names_file_line_and_fix(text, line, words):
     assert info.value.line == line
     assert words in str(info.value)
     assert str(info.value).startswith(f"content/broken.md:{line}:")
+
+
+def test_a_date_with_a_time_and_a_title_that_looks_like_a_date_are_read():
+    text = "---\nid: a\ntitle: 2025-01-01\ncategory: c\neffective: 2025-03-01 08:00:00\n---\nbody"
+    a = parse_article(text, "x.md")
+    assert a.title == "2025-01-01" and a.effective == dt.date(2025, 3, 1)
 
 
 def test_broken_file_does_not_stop_the_others(tmp_path):
