@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from kb.errors import ArticleError
+from kb.errors import ArticleError, ConfigError
 
 ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 BASIS_HEADING = re.compile(r"^##\s*依据\s*$", re.MULTILINE)
@@ -221,12 +221,16 @@ def article_files(content_dir: Path) -> list[str]:
 def article_stats(content_dir: Path) -> list[tuple[str, os.stat_result]]:
     """article_files with each file's stat, from one walk (the incremental index reads these
     for every file on every run)."""
-    found, folders = [], [os.fspath(content_dir)]
+    root = os.fspath(content_dir)
+    found, folders = [], [root]
     while folders:
         folder = folders.pop()
         try:
             entries = list(os.scandir(folder))
-        except OSError:
+        except OSError as exc:
+            if folder == root:  # a mistyped or unmounted folder is no empty knowledge base
+                raise ConfigError(f"the content folder {root} cannot be read ({exc.strerror}): "
+                                  "check KB_CONTENT_DIR") from None
             continue
         for entry in entries:
             name = entry.name
@@ -255,13 +259,24 @@ def load_file(path: Path) -> Article:
                            "not_utf8") from None
 
 
-def duplicate_id(article_id: str, path: Path | str, seen: dict) -> ArticleError | None:
-    """The error for an id an earlier file already uses; records the id otherwise."""
-    if article_id in seen:
-        return ArticleError(path, 2, f"id '{article_id}' is used by {seen[article_id]} too",
-                            "id_taken", id=article_id)
-    seen[article_id] = path
-    return None
+def duplicate_id(article_id: str, path: Path | str, owner: Path | str) -> ArticleError:
+    """The error for a file whose id `owner` holds, at the file's 'id:' line."""
+    return ArticleError(path, _line_of_id(path),
+                        f"id '{article_id}' is used by {owner} too: this file is left out "
+                        "until its id is changed", "id_taken", id=article_id)
+
+
+def _line_of_id(path: Path | str) -> int:
+    try:
+        with open(path, encoding="utf-8-sig") as lines:
+            for number, line in enumerate(lines, start=1):
+                if line.startswith("id:"):
+                    return number
+                if number > 200:
+                    break
+    except (OSError, UnicodeDecodeError):
+        pass
+    return 2
 
 
 def load_folder(content_dir: Path) -> tuple[list[Article], list[ArticleError]]:
@@ -273,9 +288,9 @@ def load_folder(content_dir: Path) -> tuple[list[Article], list[ArticleError]]:
         except ArticleError as exc:
             errors.append(exc)
             continue
-        duplicate = duplicate_id(article.id, path, seen)
-        if duplicate:
-            errors.append(duplicate)
+        if article.id in seen:
+            errors.append(duplicate_id(article.id, path, seen[article.id]))
             continue
+        seen[article.id] = path
         articles.append(article)
     return articles, errors

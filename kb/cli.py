@@ -12,7 +12,7 @@ import click
 from indexer.finetune import EPOCHS, MAX_PAIRS
 from kb.config import Settings
 from kb.errors import KBError
-from kb.knowledge_base import KnowledgeBase
+from kb.knowledge_base import KnowledgeBase, report_errors
 
 EXIT_PROBLEMS, EXIT_KB = 1, 3
 
@@ -63,13 +63,15 @@ def index(settings, full):
             bar.update(done - bar.pos)
 
         report = kb.reindex(full=full, progress=progress)
-    for error in report.errors:
-        click.echo(f"skipped {error}", err=True)
+    for line in report_errors(report):
+        click.echo(line, err=True)
     click.echo(
         f"indexed {len(report.added) + len(report.changed) + report.unchanged} articles "
         f"({len(report.added)} new, {len(report.changed)} changed, {len(report.removed)} removed, "
         f"{report.unchanged} unchanged); embedded {report.embedded} texts; "
-        f"{len(report.errors)} broken files skipped; snapshot {report.snapshot}"
+        f"{len(report.errors)} broken files skipped"
+        + (f" ({len(report.kept)} served as they last were)" if report.kept else "")
+        + f"; snapshot {report.snapshot}"
     )
 
 
@@ -412,6 +414,7 @@ def serve(settings, host, port, workers, watch):
 
     Example: kb serve --port 8000
     """
+    import copy
     import os
 
     import uvicorn
@@ -420,9 +423,13 @@ def serve(settings, host, port, workers, watch):
 
     os.environ["KB_WATCH"] = "true" if watch else "false"  # read by each worker's Settings
 
+    # uvicorn configures only its own loggers: without this, what the content watcher says
+    # (an article reindexed, a broken file kept at its last version) reached nobody.
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"]["kb"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     uvicorn.run("server.app:create_app", factory=True, host=host or settings.host,
                 port=port or settings.port, workers=workers, log_level="info",
-                **UVICORN_OPTIONS)
+                log_config=log_config, **UVICORN_OPTIONS)
 
 
 def main():

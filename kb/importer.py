@@ -302,7 +302,8 @@ def import_sheet(path: Path, content_dir: Path, dry_run: bool = False) -> Import
     """Read, check and (unless dry_run) write. Raises SheetError, writing nothing, when the
     sheet or any row is bad."""
     rows, ignored = read_sheet(path)
-    existing, _ = load_folder(content_dir)  # broken files are for `kb lint`, not for us
+    # Broken files are for `kb lint`, not for us; a folder not made yet holds nothing.
+    existing, _ = load_folder(content_dir) if Path(content_dir).is_dir() else ([], [])
     plan = plan_import(rows, existing, content_dir)
     plan.ignored_columns = ignored
     if plan.problems:

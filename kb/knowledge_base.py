@@ -45,9 +45,16 @@ class IndexReport:
     unchanged: int = 0
     embedded: int = 0  # texts sent to the model (the rest came from the cache)
     errors: list[ArticleError] = field(default_factory=list)
+    kept: dict[str, str] = field(default_factory=dict)  # broken file -> id served as it was
     snapshot: str = ""
     build: str = ""  # "update", "full: <why>" or "none: nothing changed"
     resegmented: list[str] = field(default_factory=list)  # unchanged, cut anew for new words
+
+
+def report_errors(report: IndexReport) -> list[str]:
+    """A line per broken file, saying whether agents still get its last good version."""
+    return [f"kept the last good version of '{report.kept[e.path]}': {e}" if e.path in report.kept
+            else f"skipped {e}" for e in report.errors]
 
 
 @dataclass
@@ -106,9 +113,16 @@ class KnowledgeBase:
             if full:
                 store.forget_vectors(model.model_id)
             found = scan(self.content_dir, store, reread=full)
-            report = IndexReport(errors=found.errors)
+            report = IndexReport(errors=found.errors, kept=found.kept)
             live, manifest, catalog = self._live_index()
             now = found.hashes
+            if not now and len(catalog.keys()):
+                # An unmounted share or a wrong checkout looks like this, and publishing it
+                # would leave every agent with no answers.
+                raise ConfigError(
+                    f"{self.content_dir} holds no articles but the live index has "
+                    f"{len(catalog.keys())}: the live index is kept. Check KB_CONTENT_DIR; to "
+                    f"empty the knowledge base on purpose, delete {self.index_dir} first")
             report.added = sorted(now.keys() - catalog.keys())
             report.removed = sorted(catalog.keys() - now.keys())
             report.changed = sorted(i for i in now.keys() & catalog.keys()

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from kb.article import article_files
-from kb.knowledge_base import IndexReport, KnowledgeBase
+from kb.knowledge_base import IndexReport, KnowledgeBase, report_errors
 
 log = logging.getLogger("kb.watcher")
 POLL_SECONDS = 1.0
@@ -52,14 +52,14 @@ class ContentWatcher:
             return None
         report = self.kb.reindex()
         self._seen = now  # taken before the build: a change made during it is seen next time
+        for line in report_errors(report):  # a file broken now builds nothing, yet must be told
+            log.warning("%s", line)
         if report.build.startswith("none"):
             return report
         self.kb.searcher()  # load the new snapshot here, not in the next agent's search
         log.info("content changed: %d new, %d changed, %d removed; snapshot %s (%s)",
                  len(report.added), len(report.changed), len(report.removed),
                  report.snapshot, report.build)
-        for error in report.errors:
-            log.warning("skipped %s", error)
         return report
 
     def run(self, once: bool = False) -> None:

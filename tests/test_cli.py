@@ -48,6 +48,24 @@ def test_index_names_a_broken_file_and_goes_on(run, content):
     assert "indexed 6 articles" in result.output
 
 
+def test_index_says_a_broken_edit_keeps_the_last_good_version(indexed, content):
+    path = content / "billing" / "pay-channels.md"
+    path.write_text(path.read_text("utf-8").replace("id: pay-channels", "id: [pay"), "utf-8")
+    result = indexed("index")
+    assert result.exit_code == 0
+    assert f"kept the last good version of 'pay-channels': {path}:3: front matter is not valid YAML" in result.output
+    assert "indexed 6 articles" in result.output
+    assert "1 broken files skipped (1 served as they last were)" in result.output
+
+
+def test_index_of_a_missing_content_folder_says_so(run, tmp_path, monkeypatch):
+    monkeypatch.setenv("KB_CONTENT_DIR", str(tmp_path / "nowhere"))
+    result = run("index")
+    assert result.exit_code == 3
+    assert "nowhere cannot be read (No such file or directory): check KB_CONTENT_DIR" \
+        in result.output
+
+
 def test_search_lists_ranked_answers(indexed):
     result = indexed("search", "家里突然没电了", "--k", "2")
     assert result.exit_code == 0

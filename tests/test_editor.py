@@ -2,6 +2,7 @@
 validation, versions, concurrent writers, the index following every write, and the watcher."""
 
 import json
+import logging
 import shutil
 import threading
 import time
@@ -524,6 +525,17 @@ def test_the_watcher_does_nothing_when_nothing_changed(kb):
     watcher = ContentWatcher(kb)
     assert watcher.check().build.startswith("none")  # the start-up check: index is current
     assert watcher.check() is None  # no file changed: not even a reindex
+
+
+def test_the_watcher_tells_of_a_broken_file_even_when_nothing_is_built(kb, content, caplog):
+    watcher = ContentWatcher(kb)
+    watcher.check()
+    (content / "repair" / "new-draft.md").write_text("---\nid: [\n---\n", "utf-8")
+    with caplog.at_level(logging.WARNING, logger="kb.watcher"):
+        assert watcher.check().build.startswith("none")  # nothing else changed
+    assert [r.getMessage() for r in caplog.records] == [
+        f"skipped {content / 'repair' / 'new-draft.md'}:2: front matter is not valid YAML: "
+        "expected the node content, but found '<stream end>'"]
 
 
 # Hit testing and the eval set.

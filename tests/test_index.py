@@ -6,7 +6,7 @@ from scipy import sparse
 from indexer import segments, snapshot
 from indexer.embedders import HashEmbedder
 from indexer.lexical import BM25
-from kb.errors import CorruptIndex, IndexMismatch, NoIndex
+from kb.errors import ConfigError, CorruptIndex, IndexMismatch, NoIndex
 from kb.knowledge_base import KnowledgeBase
 
 
@@ -59,6 +59,57 @@ def test_broken_article_is_skipped_and_reported(hash_kb, content):
     report = hash_kb.reindex()
     assert len(report.added) == 6
     assert "broken.md:2" in str(report.errors[0])
+
+
+def test_an_edit_that_breaks_a_file_keeps_its_last_good_version(hash_kb, content):
+    hash_kb.reindex()
+    path = content / "repair" / "repair-home-outage.md"
+    good = path.read_text(encoding="utf-8")
+    path.write_text(good.replace("title: 家中停电如何报修", "title: 家里突然停电了: 怎么报修"),
+                    encoding="utf-8")  # a second ': ' makes the line invalid YAML
+    report = hash_kb.reindex()
+    assert "repair-home-outage.md:3" in str(report.errors[0])
+    assert report.kept == {str(path): "repair-home-outage"} and not report.removed
+    assert hash_kb.get("repair-home-outage")["title"] == "家中停电如何报修"
+    assert hash_kb.search("家中停电如何报修", 1)[0].id == "repair-home-outage"
+    assert hash_kb.reindex(full=True).kept == {str(path): "repair-home-outage"}
+    assert hash_kb.stats()["articles"] == 6
+
+    path.write_text(good.replace("title: 家中停电如何报修", "title: 家里停电怎么报修"),
+                    encoding="utf-8")
+    report = hash_kb.reindex()
+    assert report.changed == ["repair-home-outage"] and not report.errors and not report.kept
+    assert hash_kb.get("repair-home-outage")["title"] == "家里停电怎么报修"
+
+
+def test_a_copy_with_a_live_id_does_not_replace_the_live_article(hash_kb, content):
+    hash_kb.reindex()
+    live = content / "repair" / "repair-home-outage.md"
+    draft = content / "a-drafts" / "draft.md"  # walks before repair/
+    draft.parent.mkdir()
+    draft.write_text("---\ntitle: 草稿\nid: repair-home-outage\ncategory: 故障报修\n---\n"
+                     "草稿答复，尚未审核\n", encoding="utf-8")
+    for full in (False, True):
+        report = hash_kb.reindex(full=full)
+        assert [str(e) for e in report.errors] == [
+            f"{draft}:3: id 'repair-home-outage' is used by {live} too: this file is left "
+            "out until its id is changed"]
+        assert "草稿" not in hash_kb.get("repair-home-outage")["answer"]
+        assert hash_kb.article_file("repair-home-outage") == live
+
+
+def test_a_missing_content_folder_is_an_error_and_the_live_index_stays(hash_kb, content,
+                                                                      tmp_path):
+    hash_kb.reindex()
+    wrong = KnowledgeBase(tmp_path / "contnet", hash_kb.data_dir, HashEmbedder())
+    with pytest.raises(ConfigError, match="contnet cannot be read .*KB_CONTENT_DIR"):
+        wrong.reindex()
+    for path in content.rglob("*.md"):  # an unmounted share: the folder is there, empty
+        path.unlink()
+    with pytest.raises(ConfigError, match="holds no articles but the live index has 6"):
+        hash_kb.reindex(full=True)
+    assert hash_kb.stats()["articles"] == 6
+    assert hash_kb.search("停电", 1)[0].id == "repair-home-outage"
 
 
 def test_interrupted_build_leaves_the_old_index_serving(hash_kb, content, monkeypatch):
