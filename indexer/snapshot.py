@@ -12,8 +12,10 @@ from pathlib import Path
 from indexer import segments
 from kb.errors import CorruptIndex, NoIndex
 
-FORMAT_VERSION = 2  # 2: segments (indexer/segments.py); 1 is read as one base segment
-READABLE = (1, 2)
+# 2: segments (indexer/segments.py); 1 is read as one base segment. 3: answers rendered with
+# lists apart from their lead-in (kb/render.py); an older index is rebuilt once to get them.
+FORMAT_VERSION = 3
+READABLE = (1, 2, 3)
 POINTER = "CURRENT"
 MANIFEST = "manifest.json"
 KEEP_OLD = 2  # older snapshots kept so in-flight readers of them can finish

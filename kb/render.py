@@ -1,5 +1,7 @@
 """Markdown to sanitised HTML: nothing from an article may run script in a browser."""
 
+import re
+
 import markdown
 import nh3
 
@@ -9,8 +11,13 @@ ALLOWED_TAGS = {
 }
 
 
+# A list item: "1. ", "1、", "- ", "* " or "+ " at the start of a line.
+LIST_ITEM = re.compile(r"^\s{0,3}(?:\d{1,3}[.、]\s*|[-*+]\s+)\S")
+MARKDOWN_ITEM = re.compile(r"^\s{0,3}(?:\d{1,3}\.|[-*+])\s")
+
+
 def render_html(text: str) -> str:
-    html = markdown.markdown(text, extensions=["tables", "sane_lists"])
+    html = markdown.markdown(lists_apart(text), extensions=["tables", "sane_lists"])
     return nh3.clean(
         html,
         tags=ALLOWED_TAGS,
@@ -18,3 +25,18 @@ def render_html(text: str) -> str:
         url_schemes={"http", "https", "mailto", "tel"},
         link_rel="noopener noreferrer",
     )
+
+
+def lists_apart(text: str) -> str:
+    """A blank line before a list that follows a line of text. Editors write steps straight
+    under their lead-in ("请您这样做：" then "1. …"), and Markdown reads such a list as more of
+    the paragraph: the steps ran together into one line on the agents' page and in the copied
+    script (34 of our 168 articles)."""
+    lines, out = text.splitlines(), []
+    for n, line in enumerate(lines):
+        before = lines[n - 1] if n else ""
+        if (MARKDOWN_ITEM.match(line) and before.strip() and not LIST_ITEM.match(before)
+                and not before.startswith((" ", "\t", "|", ">", "#"))):
+            out.append("")
+        out.append(line)
+    return "\n".join(out)

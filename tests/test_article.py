@@ -105,3 +105,15 @@ def test_article_is_a_frozen_record():
     a = Article(id="a", title="t", category="c", answer="x")
     with pytest.raises(AttributeError):
         a.title = "u"
+
+
+def test_steps_written_straight_under_their_lead_in_render_as_a_list():
+    from kb.render import render_html
+
+    html = render_html("请您先看一下邻居家有没有电：\n1. 如果只有您家没电，请检查总开关。\n"
+                       "2. 如果邻居也没电，可能是线路故障。\n\n谢谢。")
+    assert html == ("<p>请您先看一下邻居家有没有电：</p>\n<ol>\n<li>如果只有您家没电，请检查总开关。"
+                    "</li>\n<li>如果邻居也没电，可能是线路故障。</li>\n</ol>\n<p>谢谢。</p>")
+    # A year at the start of a line is no list, and a table cell is left alone.
+    assert render_html("第一行\n2025. 年起执行") == "<p>第一行\n2025. 年起执行</p>"
+    assert "<ol>" not in render_html("| a | b |\n|---|---|\n| 1. x | y |")
