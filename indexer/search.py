@@ -56,6 +56,9 @@ class Hit:
     matched_text: str
     confident: bool
     article: dict = field(repr=False, compare=False)
+    # Each signal in play: (its share of the score, its value). Under convex fusion the score
+    # is the sum of share x value, so an editor can see what put an article where it is.
+    parts: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -272,7 +275,8 @@ class Searcher:
         )
         active = {n: w for n, w in p.weights.items() if n != "learned" or self.ranker is not None}
         # Dividing by the weights in play keeps one threshold meaningful with or without a ranker.
-        scores = fuse(p.method, signals, active) / max(sum(active.values()), 1e-9)
+        total_weight = max(sum(active.values()), 1e-9)
+        scores = fuse(p.method, signals, active) / total_weight
         # The passage that explains the match: the best one under the same weights.
         passage_fit = sum(p.weights.get(n, 0) * sig_p[n] for n in sig_p)
 
@@ -294,6 +298,7 @@ class Searcher:
                 matched_kind=self.kinds[pid], matched_text=self.texts[pid],
                 confident=bool(sure and j == ranked[0]),
                 article=a,
+                parts={n: (w / total_weight, float(signals[n][j])) for n, w in active.items()},
             ))
         return hits
 

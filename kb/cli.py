@@ -167,7 +167,9 @@ def search(settings, query, k, category, as_json):
     for n, h in enumerate(hits, start=1):
         mark = "confident" if h.confident else "uncertain"
         click.echo(f"{n}. {h.id}  {h.title}  [{h.category}]")
-        click.echo(f"   score {h.score:.3f} (dense {h.dense:.3f}, lexical {h.lexical:.3f}) {mark}")
+        parts = " + ".join(f"{share:.2f}×{name} {value:.3f}"
+                           for name, (share, value) in h.parts.items())
+        click.echo(f"   score {h.score:.3f} = {parts}  {mark}")
         click.echo(f"   matched {h.matched_kind}: {h.matched_text[:60]}")
 
 

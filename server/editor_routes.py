@@ -31,6 +31,7 @@ from server.editor_schemas import (
     RenderIn,
     RenderOut,
     SavedTestsOut,
+    ScorePart,
 )
 from server.schemas import ArticleOut, Matched, RelatedArticle
 
@@ -148,6 +149,8 @@ def editor_router(editor: Editor, kb: KnowledgeBase, editor_check, reader_check)
         rows = [HitTestResult(
             rank=n, id=h.id, title=h.title, category=h.category, score=round(h.score, 4),
             lexical=round(h.lexical, 4), dense=round(h.dense, 4), confident=h.confident,
+            parts={n: ScorePart(share=round(w, 4), value=round(v, 4))
+                   for n, (w, v) in h.parts.items()},
             matched=Matched(kind=h.matched_kind, text=h.matched_text),
         ) for n, h in enumerate(hits, start=1)]
         return HitTestResponse(

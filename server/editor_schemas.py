@@ -76,14 +76,22 @@ class RenderOut(BaseModel):
     html: str = Field(description="sanitised HTML, as the agents' page shows it")
 
 
+class ScorePart(BaseModel):
+    share: float = Field(description="this signal's weight over the weights in play")
+    value: float
+
+
 class HitTestResult(BaseModel):
     rank: int
     id: str
     title: str
     category: str
-    score: float = Field(description="the fused score")
+    score: float = Field(description="the fused score: the sum of share x value of its parts")
     lexical: float
     dense: float
+    parts: dict[str, ScorePart] = Field(
+        description="each signal in play: dense (cosine), chars and words (BM25, 0-1), learned "
+                    "(the ranker's probability)")
     confident: bool = Field(description="whether the score clears the confidence threshold")
     matched: Matched
 

@@ -75,6 +75,14 @@ def test_search_lists_ranked_answers(indexed):
     assert lines[3].startswith("2. ")
 
 
+def test_search_shows_what_each_score_is_made_of(indexed):
+    lines = indexed("search", "家里突然没电了", "--k", "2").output.splitlines()
+    found = re.fullmatch(r"   score (\d\.\d{3}) = (.*)  (confident|uncertain)", lines[1])
+    parts = re.findall(r"(\d\.\d\d)×(dense|chars|words|learned) (\d\.\d{3})", found[2])
+    assert [name for _, name, _ in parts] == ["dense", "chars", "words", "learned"]
+    assert abs(sum(float(w) * float(v) for w, _, v in parts) - float(found[1])) < 0.005
+
+
 def test_search_json(indexed):
     result = indexed("search", "在哪交电费", "--json", "--k", "1")
     rows = json.loads(result.output)

@@ -553,6 +553,15 @@ def test_hit_testing_gives_what_agents_get(shared, q):
     assert [h["rank"] for h in hits["results"]] == list(range(1, len(hits["results"]) + 1))
 
 
+def test_hit_testing_shows_what_the_score_is_made_of(shared):
+    results = shared.get("/api/hittest", params={"q": "家里突然没电了", "k": 5}).json()["results"]
+    for h in results:
+        assert set(h["parts"]) == {"dense", "chars", "words", "learned"}
+        assert abs(sum(p["share"] * p["value"] for p in h["parts"].values()) - h["score"]) < 1e-3
+        assert h["parts"]["dense"]["value"] == h["dense"]
+    assert results[0]["parts"]["learned"]["value"] > results[1]["parts"]["learned"]["value"]
+
+
 def test_hit_testing_gives_the_rank_of_the_expected_article(shared):
     r = shared.get("/api/hittest", params={"q": "家里突然没电了", "k": 1,
                                            "expected": "pay-channels"}).json()

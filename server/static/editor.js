@@ -406,8 +406,14 @@ function hitRow(h) {
   open.textContent = "打开";
   open.addEventListener("click", () => openArticle(h.id));
   actions.append(pick, open);
-  tr.append(cell(String(h.rank)), article, cell(h.score.toFixed(3), "num"),
-    cell(h.lexical.toFixed(3), "num"), cell(h.dense.toFixed(3), "num"),
+  // What the fused score is made of, on hovering it: share x value of each signal.
+  const names = { dense: "语义", chars: "字", words: "词", learned: "学习排序" };
+  const score = cell(h.score.toFixed(3), "num");
+  score.title = Object.entries(h.parts || {})
+    .map(([n, p]) => `${p.share.toFixed(2)}×${names[n] || n} ${p.value.toFixed(3)}`).join(" + ");
+  const learned = h.parts && h.parts.learned ? h.parts.learned.value.toFixed(3) : "—";
+  tr.append(cell(String(h.rank)), article, score,
+    cell(h.lexical.toFixed(3), "num"), cell(h.dense.toFixed(3), "num"), cell(learned, "num"),
     cell(h.confident ? "是" : "否", h.confident ? "yes" : "no"), matched, actions);
   return tr;
 }
