@@ -14,6 +14,9 @@ from kb.errors import ArticleError, ConfigError
 ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 BASIS_HEADING = re.compile(r"^##\s*依据\s*$", re.MULTILINE)
 REQUIRED = ("id", "title", "category")
+# Far above any script read aloud (the editor takes 50,000 characters), and far below what
+# stalls a build: a 7 MB answer cut into 18,736 passages held the build lock for 20 minutes.
+MAX_FILE_BYTES = 300_000
 KNOWN_KEYS = {"id", "title", "category", "tags", "similar", "effective", "effective_to", "related"}
 
 
@@ -250,9 +253,13 @@ def article_stats(content_dir: Path) -> list[tuple[str, os.stat_result]]:
 
 
 def load_file(path: Path) -> Article:
-    """One article file. Raises ArticleError, also for a file that is not UTF-8."""
+    """One article file. Raises ArticleError, also for a file that is not UTF-8 or too large."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ArticleError(path, None, f"the file holds {path.stat().st_size:,} bytes, more "
+                               f"than an article can ({MAX_FILE_BYTES:,}): split it, or move "
+                               "reference material out of content/", "too_large")
         return parse_article(path.read_text(encoding="utf-8"), path)
     except UnicodeDecodeError as exc:
         raise ArticleError(path, None, f"not UTF-8 text ({exc.reason}): save as UTF-8",

@@ -110,8 +110,6 @@ class KnowledgeBase:
         userdict, synonyms = load_dictionary(self.content_dir / "_dict")
         with self._build_lock(), self._store() as store:
             model = self.embedder
-            if full:
-                store.forget_vectors(model.model_id)
             found = scan(self.content_dir, store, reread=full)
             report = IndexReport(errors=found.errors, kept=found.kept)
             live, manifest, catalog = self._live_index()
@@ -135,7 +133,11 @@ class KnowledgeBase:
             if reason == NOTHING:
                 report.build, report.snapshot = reason, live.name
                 return report
-            embed = self._cached_embed(store, report, progress)
+            # A full build embeds everything anew but keeps the cache until it has published:
+            # a build killed halfway used to leave an empty cache, and the next edit re-embedded
+            # the whole knowledge base.
+            used: set[str] = set()
+            embed = self._cached_embed(store, report, progress, reuse=not full, used=used)
             if reason is None:
                 redo = sorted({*report.added, *report.changed, *report.resegmented})
                 folder = update_snapshot(
@@ -150,6 +152,8 @@ class KnowledgeBase:
                     previous=None if full else live,
                 )
                 report.build = f"full: {reason}"
+                if full:
+                    store.keep_vectors(model.model_id, used)  # what the new index holds
             snapshot.clean(self.index_dir)
         report.snapshot = folder.name
         return report
@@ -201,12 +205,16 @@ class KnowledgeBase:
         except (KBError, OSError, ValueError, KeyError, TypeError):
             return None, {}, segments.Catalog()
 
-    def _cached_embed(self, store: Store, report: IndexReport, progress):
+    def _cached_embed(self, store: Store, report: IndexReport, progress, reuse: bool = True,
+                      used: set[str] | None = None):
+        """`reuse`: take vectors from the cache; `used` collects the keys embedded."""
         model = self.embedder
 
         def embed(texts: list[str], kind: str) -> np.ndarray:
             keys = [text_key(kind, t) for t in texts]
-            found = store.cached_vectors(model.model_id, keys)
+            if used is not None:
+                used.update(keys)
+            found = store.cached_vectors(model.model_id, keys) if reuse else {}
             todo = list({k: t for k, t in zip(keys, texts) if k not in found}.items())
             for start in range(0, len(todo), EMBED_BATCH):
                 batch = todo[start : start + EMBED_BATCH]

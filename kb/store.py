@@ -125,6 +125,17 @@ class Store:
                  for k, v in vectors.items()),
             )
 
+    def keep_vectors(self, embedder: str, keys: set[str]) -> None:
+        """Forget this embedder's vectors except those of `keys`."""
+        with self.db.conn:
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS kept (key TEXT PRIMARY KEY)")
+            self.db.execute("DELETE FROM kept")
+            self.db.conn.executemany("INSERT OR IGNORE INTO kept VALUES (?)",
+                                     ((k,) for k in keys))
+            self.db.execute("DELETE FROM embeddings WHERE embedder = ? AND key NOT IN "
+                            "(SELECT key FROM kept)", [embedder])
+            self.db.execute("DELETE FROM kept")
+
     def forget_vectors(self, embedder: str) -> None:
         with self.db.conn:
             self.db.execute("DELETE FROM embeddings WHERE embedder = ?", [embedder])

@@ -93,6 +93,14 @@ def test_broken_file_does_not_stop_the_others(tmp_path):
     assert any("UTF-8" in str(e) for e in errors)
 
 
+def test_a_file_too_large_for_an_article_is_refused_before_it_is_read(tmp_path):
+    (tmp_path / "huge.md").write_text(GOOD + "很长的答复。" * 20_000, encoding="utf-8")
+    articles, errors = load_folder(tmp_path)
+    assert articles == []
+    assert str(errors[0]).startswith(f"{tmp_path / 'huge.md'}: the file holds 360,")
+    assert "split it" in str(errors[0])
+
+
 def test_duplicate_id_is_reported_with_both_files(tmp_path):
     (tmp_path / "a.md").write_text(GOOD, encoding="utf-8")
     (tmp_path / "b.md").write_text(GOOD, encoding="utf-8")

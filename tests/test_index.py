@@ -8,6 +8,7 @@ from indexer.embedders import HashEmbedder
 from indexer.lexical import BM25
 from kb.errors import ConfigError, CorruptIndex, IndexMismatch, NoIndex
 from kb.knowledge_base import KnowledgeBase
+from kb.store import Store
 
 
 def test_first_index_embeds_every_text_once(hash_kb):
@@ -132,6 +133,29 @@ def test_interrupted_build_leaves_the_old_index_serving(hash_kb, content, monkey
     hash_kb.reindex()
     assert "pay-channels" not in {a["id"] for a in hash_kb.articles()}
     assert not any(p.exists() for p in leftovers)  # the next build cleaned them up
+
+
+def test_a_killed_full_build_keeps_the_embedding_cache(hash_kb, content, monkeypatch):
+    first = hash_kb.reindex()
+
+    def killed(texts, kind):
+        raise KeyboardInterrupt("killed while embedding")
+
+    monkeypatch.setattr(hash_kb.embedder, "encode", killed)
+    with pytest.raises(KeyboardInterrupt):
+        hash_kb.reindex(full=True)
+    monkeypatch.undo()
+    path = content / "billing" / "pay-channels.md"
+    path.write_text(path.read_text("utf-8").replace("  - 在哪交电费", "  - 电费能在银行交吗"),
+                    "utf-8")
+    assert hash_kb.reindex().embedded == 1  # the rest still cached
+    assert hash_kb.reindex(full=True).embedded == first.embedded  # a full build embeds anew
+    store = Store(hash_kb.data_dir / "kb.sqlite")
+    try:  # the replaced question's vector went with the full build that no longer needed it
+        cached = store.db.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+    finally:
+        store.close()
+    assert cached == first.embedded
 
 
 def test_empty_kb_indexes_and_finds_nothing(tmp_path):
