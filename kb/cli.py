@@ -11,7 +11,7 @@ import click
 
 from indexer.finetune import EPOCHS, MAX_PAIRS
 from kb.config import Settings
-from kb.errors import KBError
+from kb.errors import ConfigError, KBError
 from kb.knowledge_base import KnowledgeBase, report_errors
 
 EXIT_PROBLEMS, EXIT_KB = 1, 3
@@ -45,7 +45,12 @@ def cli(ctx):
 
     Settings come from KB_* environment variables (KB_CONTENT_DIR, KB_DATA_DIR, KB_EMBEDDER).
     """
-    ctx.obj = Settings()
+    try:
+        ctx.obj = Settings()
+    except ValueError as exc:  # pydantic's ValidationError: one line per bad KB_* variable
+        problems = [f"KB_{'_'.join(map(str, e['loc'])).upper()}={e.get('input')!r}: {e['msg']}"
+                    for e in getattr(exc, "errors", lambda: [])()] or [str(exc)]
+        raise ConfigError("bad setting: " + "; ".join(problems)) from None
 
 
 @cli.command()
@@ -330,7 +335,10 @@ def export(settings, kind, out):
     if out == "-" and kind == "xlsx":
         raise click.UsageError("an XLSX workbook cannot go to stdout: give --out FILE")
     target = sys.stdout if out == "-" else out or f"kb-export.{kind}"
-    write_export(rows, target, kind)
+    try:
+        write_export(rows, target, kind)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {target}: {exc.strerror}") from None
     if out != "-":
         click.echo(f"exported {len(rows) - 1} articles to {target}")
 

@@ -199,8 +199,15 @@ def _jsonl_rows(path: Path) -> list[Row]:
         values = {}
         for key, value in record.items():
             name = COLUMNS.get(str(key).strip(), COLUMNS.get(str(key).strip().lower()))
-            if name and value is not None:
-                values[name] = value if isinstance(value, list) else _cell_text(value).strip()
+            if name is None or value is None:
+                continue
+            # A list where text belongs, or an object anywhere, would be written as Python's
+            # text of it ({'a': 1}) into an article agents read out.
+            if isinstance(value, dict) or (isinstance(value, list) and (
+                    name not in LIST_SPLIT or any(isinstance(v, list | dict) for v in value))):
+                raise SheetError(f"{path}:{number}: '{key}' must be "
+                                 f"{'text or a list of text' if name in LIST_SPLIT else 'text'}")
+            values[name] = value if isinstance(value, list) else _cell_text(value).strip()
         rows.append(Row(number, values))
         if len(rows) > MAX_ROWS:
             raise SheetError(f"{path} has over {MAX_ROWS} lines: split it")

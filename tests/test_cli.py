@@ -66,6 +66,19 @@ def test_index_of_a_missing_content_folder_says_so(run, tmp_path, monkeypatch):
         in result.output
 
 
+def test_a_bad_setting_and_an_unwritable_export_are_one_line_each(run, monkeypatch, tmp_path):
+    monkeypatch.setenv("KB_PORT", "abc")
+    result = run("stats")
+    assert result.exit_code == 3
+    assert result.output.startswith("error: bad setting: KB_PORT='abc': Input should be a "
+                                    "valid integer")
+    monkeypatch.delenv("KB_PORT")
+    result = run("export", "--out", str(tmp_path / "nowhere" / "x.csv"))
+    assert result.exit_code == 3
+    assert result.output == (f"error: cannot write {tmp_path / 'nowhere' / 'x.csv'}: "
+                             "No such file or directory\n")
+
+
 def test_search_lists_ranked_answers(indexed):
     result = indexed("search", "家里突然没电了", "--k", "2")
     assert result.exit_code == 0

@@ -105,6 +105,23 @@ def test_the_benchmark_jsonl_shape_is_read(content, tmp_path):
     assert plan.created[1].answer == "101000"
 
 
+@pytest.mark.parametrize("row,words", [
+    ({"question": "如何办理儒商卡", "answer": {"a": 1}}, "'answer' must be text"),
+    ({"question": ["如何办理儒商卡"], "answer": "到网点办理"}, "'question' must be text"),
+    ({"question": "如何办理儒商卡", "answer": "到网点办理", "similar": [["怎么办"]]},
+     "'similar' must be text or a list of text"),
+])
+def test_a_jsonl_value_of_the_wrong_shape_is_refused_with_its_line(content, tmp_path, row,
+                                                                   words):
+    sheet = tmp_path / "kb.jsonl"
+    sheet.write_text('{"question": "好的一行", "answer": "好"}\n'
+                     + json.dumps(row, ensure_ascii=False) + "\n", "utf-8")
+    before = files_of(content)
+    with pytest.raises(SheetError, match=f"kb.jsonl:2: {words}"):
+        import_sheet(sheet, content)
+    assert files_of(content) == before
+
+
 def test_a_gbk_csv_from_excel_is_read(content, tmp_path):
     sheet = write_csv(tmp_path / "faq.csv", ROWS[:1], encoding="gb18030")
     assert import_sheet(sheet, content, dry_run=True).created[0].title == "电表箱门坏了找谁修"
