@@ -137,7 +137,9 @@ def _text_list(value, key, fail) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
-        value = [value]
+        # `tags: 停电, 报修` means two tags; a tag or an id never holds a comma. A similar
+        # question may, so it stays whole.
+        value = re.split(r"\s*[,，、;；]\s*", value) if key in ("tags", "related") else [value]
     if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
         fail(key, f"'{key}' must be a list of text, e.g. [a, b] or '- a' lines", "not_a_list",
              field=key)

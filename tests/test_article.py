@@ -81,6 +81,12 @@ def test_a_date_with_a_time_and_a_title_that_looks_like_a_date_are_read():
     assert a.title == "2025-01-01" and a.effective == dt.date(2025, 3, 1)
 
 
+def test_tags_written_as_one_line_of_text_are_several_tags():
+    text = "---\nid: a\ntitle: t\ncategory: c\ntags: 停电, 报修、抢修\nsimilar: 停了电，找谁修\n---\nbody"
+    a = parse_article(text, "x.md")
+    assert a.tags == ("停电", "报修", "抢修") and a.similar == ("停了电，找谁修",)
+
+
 def test_broken_file_does_not_stop_the_others(tmp_path):
     (tmp_path / "good.md").write_text(GOOD, encoding="utf-8")
     (tmp_path / "bad.md").write_text("---\nid: [\n---\n", encoding="utf-8")
