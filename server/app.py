@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -17,7 +17,7 @@ from kb.watcher import ContentWatcher
 from server.auth import reader_check, redact_access_log, require_reader
 from server.editor_routes import install as install_editor
 from server.limits import BodyLimit, invalid_request
-from server.log_routes import agent_id
+from server.log_routes import AgentHeader, AgentParam, agent_id
 from server.log_routes import install as install_log
 from server.schemas import ArticleOut, Category, Health, Ready, SearchResponse
 from server.search_route import SearchFastPath, answer, related
@@ -94,8 +94,8 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
         q: Annotated[str, Query(description="the caller's question, as typed")],
         k: Annotated[int, Query(ge=1, le=50)] = 10,
         category: Annotated[str | None, Query(max_length=50)] = None,
-        agent: Annotated[str | None, Query(max_length=64, description="the agent's id")] = None,
-        x_agent_id: Annotated[str | None, Header()] = None,
+        agent: AgentParam = None,
+        x_agent_id: AgentHeader = None,
     ):
         # Mostly answered by SearchFastPath before it gets here (server/search_route.py).
         return Response(answer(kb, querylog, q, k, category, agent_id(agent, x_agent_id)),

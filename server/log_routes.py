@@ -18,10 +18,14 @@ from kb.report_render import render_html
 from server.auth import page_guard, require_reader
 from server.log_schemas import EventIn, FeedbackIn, Logged
 
-AGENT_RE = re.compile(r"^[\w.@-]{1,64}$")
+AGENT_RE = re.compile(r"[\w.@-]{1,64}")  # fullmatch: "$" would let "A042\n" through
 MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
-AgentParam = Annotated[str | None, Query(max_length=64, description="the agent's id")]
-AgentHeader = Annotated[str | None, Header(description="the agent's id, if not in the query")]
+# No max_length: a page given a bad id in its address (say 65 characters) would have
+# every call refused, and agent_id() drops such an id anyway.
+AgentParam = Annotated[str | None, Query(description="the agent's id (letters, digits, _.@-; at "
+                                         "most 64); a malformed one is ignored")]
+AgentHeader = Annotated[str | None, Header(description="the agent's id, if not in the query "
+                                           "(Latin-1 only: send 张三 as ?agent=)")]
 PAGE = ("<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'><title>{title}</title>"
         "<style>body{{font-family:'WenQuanYi Micro Hei','Noto Sans CJK SC','Microsoft YaHei',"
         "sans-serif;max-width:720px;margin:40px auto;padding:0 20px;color:#1f2933}}"
@@ -31,7 +35,7 @@ PAGE = ("<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'><title>{t
 
 def agent_id(*candidates: str | None) -> str | None:
     """The first well-formed agent id given; a malformed one is ignored, never refused."""
-    return next((c for c in candidates if c and AGENT_RE.match(c)), None)
+    return next((c for c in candidates if c and AGENT_RE.fullmatch(c)), None)
 
 
 def install(app: FastAPI, settings: Settings, kb: KnowledgeBase) -> QueryLog | None:

@@ -106,3 +106,39 @@ def test_the_block_resets_for_the_next_search(page):
     search(page, "电费为什么这么高")
     expect(page.get_by_test_id("feedback-done")).to_have_text("")
     expect(page.get_by_test_id("feedback-useful")).to_have_attribute("aria-pressed", "false")
+
+
+def test_a_chinese_agent_id_reaches_the_log(browser, served):
+    """A header value must be Latin-1 (fetch throws on 张三): the page sends the id another way."""
+    base_url, _ = served
+    with open_page(browser, base_url, "/?agent=张三") as page:
+        qid = search(page, "家里突然没电了")
+        page.get_by_test_id("feedback-useful").click()
+        expect(page.get_by_test_id("feedback-done")).to_have_text("已记录：有用")
+        page.get_by_test_id("result").nth(1).click()
+        page.get_by_test_id("copy").click()
+        expect(page.get_by_test_id("copied")).to_have_text("已复制")
+        logged(served, f"SELECT agent FROM searches WHERE query_id = '{qid}'", [("张三",)])
+        logged(served, f"SELECT agent FROM feedback WHERE query_id = '{qid}'", [("张三",)])
+        logged(served, f"SELECT kind, agent FROM events WHERE query_id = '{qid}' ORDER BY ts",
+               [("opened", "张三"), ("copied", "张三")])
+
+
+def test_an_agent_id_the_server_would_drop_is_not_kept_and_searching_works(browser, served):
+    base_url, _ = served
+    with open_page(browser, base_url, "/?agent=" + "A" * 65) as page:
+        qid = search(page, "交了钱怎么还不来电")  # answered, not refused (422)
+        expect(page.get_by_test_id("article")).to_be_visible()
+        assert page.evaluate("localStorage.getItem('kb.agent')") is None
+        assert page.evaluate("window.kbAgent") == ""
+        logged(served, f"SELECT agent FROM searches WHERE query_id = '{qid}'", [(None,)])
+
+        # One remembered before the page checked ids is dropped too, not sent from every tab.
+        page.evaluate("localStorage.setItem('kb.agent', 'B'.repeat(65))")
+        page.goto("/")
+        assert page.evaluate("localStorage.getItem('kb.agent')") is None
+        assert page.evaluate("window.kbAgent") == ""
+
+        page.goto("/?agent=A043")  # a good one is remembered, and a bad one later leaves it be
+        page.goto("/?agent=" + "A" * 65)
+        assert page.evaluate("window.kbAgent") == "A043"

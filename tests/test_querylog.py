@@ -244,6 +244,19 @@ def test_feedback_is_recorded(app_client):
 QID = "0123456789abcdef0123456789abcdef"
 
 
+@pytest.mark.parametrize("agent, kept", [("张三", "张三"), ("A" * 65, None), ("A042\n", None)])
+def test_feedback_and_events_drop_a_malformed_agent_id_rather_than_refuse(app_client, agent,
+                                                                          kept):
+    # The agents' page sends its id as ?agent=: a header cannot carry 张三.
+    about = {"query_id": QID, "article_id": "repair-home-outage"}
+    r = app_client.post("/api/feedback", params={"agent": agent}, json=about | {"useful": True})
+    assert r.status_code == 200
+    r = app_client.post("/api/events", params={"agent": agent}, json=about | {"kind": "copied"})
+    assert r.status_code == 200
+    assert logged(app_client, "SELECT agent FROM feedback") == [(kept,)]
+    assert logged(app_client, "SELECT agent FROM events") == [(kept,)]
+
+
 @pytest.mark.parametrize("body", [
     {"query_id": QID, "article_id": "repair-home-outage"},  # no verdict
     {"query_id": QID, "article_id": "repair-home-outage", "useful": "yes"},

@@ -113,13 +113,12 @@ async function search() {
     if (seq !== state.seq) return dropStale();
     state.controller = null;
     if (res.ok) render(body);
-    else if (tokenProblem(res.status)) refused(tokenProblem(res.status));
     else if (res.status === 422) refuse(body.detail);
-    else failed(body.detail || `HTTP ${res.status}`);
+    else failed(tokenProblem(res.status) || failure(res.status), body.detail);
   } catch (err) {
     if (err.name === "AbortError") return;
     if (seq !== state.seq) return dropStale();
-    failed("无法连接服务器");
+    failed("搜索失败：无法连接服务器，请检查网络后重试。", String(err));
   }
 }
 
@@ -157,8 +156,10 @@ function render(data) {
   const n = data.results.length;
   if (!n) setStatus("没有找到相关条目。请换个说法，或清除分类筛选。", "warn");
   else if (data.confident) setStatus(`找到 ${n} 条，已显示最佳答复`);
-  else setStatus(`没有可靠答案，以下 ${n} 条为最接近的候选（不确定）`, "warn");
-  select(data.confident ? 0 : -1);
+  else setStatus(`找到 ${n} 条候选，未能确定唯一答案：已显示第 1 条，请核对`, "warn");
+  // Not confident is not "no answer": on the labelled queries the top candidate is right in
+  // most uncertain searches, so it is shown too, with a prompt to check it (UNSURE).
+  select(0);
   if (state.openOnRender) {
     state.openOnRender = false;
     openSelected();
@@ -204,7 +205,7 @@ function select(index) {
   const data = state.response;
   if (!data) return;
   const n = data.results.length;
-  state.selected = n ? Math.max(-1, Math.min(index, n - 1)) : -1;
+  state.selected = n ? Math.max(0, Math.min(index, n - 1)) : -1;
   for (const item of els.results.children) {
     const on = Number(item.dataset.index) === state.selected;
     item.setAttribute("aria-selected", String(on));
@@ -212,25 +213,33 @@ function select(index) {
   }
   if (state.selected < 0) {
     els.q.removeAttribute("aria-activedescendant");
-    showNoAnswer(n);
+    showNoAnswer();
     return;
   }
   const item = $(`result-${state.selected}`);
   els.q.setAttribute("aria-activedescendant", item.id);
   item.scrollIntoView({ block: "nearest" });
   const r = data.results[state.selected];
-  showArticle(r, { uncertain: !r.confident, source: data.confident ? "" : "候选" });
+  const warning = !data.confident ? UNSURE : r.confident ? "" : LOW_MATCH;
+  showArticle(r, { warning, source: data.confident ? "" : "候选" });
 }
 
-function showArticle(a, { uncertain = false, source = "" } = {}) {
+// Only the top result can be confident. In an uncertain list any candidate may be the answer;
+// in a confident one, the others are there for a caller who meant something else.
+const UNSURE = "未能确定唯一答案：请先核对这条候选是否对应客户的问题，必要时看其他候选；" +
+  "都不对应时请转专席或记录工单。";
+const LOW_MATCH = "匹配度低：这不是可靠的标准答案，请核对后再答复。";
+
+function showArticle(a, { warning = "", source = "" } = {}) {
   state.shown = a;
   els.hint.hidden = true;
   els["no-answer"].hidden = true;
   els.article.hidden = false;
   els.article.dataset.id = a.id;
   els["article-category"].textContent = a.category;
-  els["article-uncertain"].hidden = !uncertain;
-  els["article-warning"].hidden = !uncertain;
+  els["article-uncertain"].hidden = !warning;
+  els["article-warning"].hidden = !warning;
+  els["article-warning"].textContent = warning;
   els["article-source"].textContent = source;
   els["article-title"].textContent = a.title;
   els.script.innerHTML = a.answer_html;  // sanitised server-side (nh3)
@@ -259,49 +268,75 @@ async function openArticle(id) {
     const body = await res.json().catch(() => ({}));
     if (seq !== state.articleSeq) return dropStale();
     if (tokenProblem(res.status)) return refused(tokenProblem(res.status));
-    if (!res.ok) return failed(body.detail || `HTTP ${res.status}`);
+    if (!res.ok) {
+      return articleFailed(res.status === 404 ? "该文章已删除或改名" : `HTTP ${res.status}`,
+        body.detail);
+    }
     showArticle(body, { source: "相关文章" });
     els.answer.focus({ preventScroll: true });
-  } catch {
-    failed("无法连接服务器");
+  } catch (err) {
+    if (seq === state.articleSeq) articleFailed("无法连接服务器", String(err));
   }
 }
 
+function articleFailed(text, detail) {
+  // The answer on screen still belongs to the question asked, so it stays; only the
+  // related article did not open.
+  console.warn("article not opened:", detail);
+  setStatus(`相关文章打开失败：${text}。`, "error");
+}
+
 function showHint() {
-  state.articleSeq++;
-  state.response = null;
-  state.selected = -1;
-  state.shown = null;
-  els.results.replaceChildren();
-  delete els.results.dataset.query;
-  els.q.setAttribute("aria-expanded", "false");
-  els.q.removeAttribute("aria-activedescendant");
+  clearAnswer();
   els.hint.hidden = false;
-  els["no-answer"].hidden = true;
-  els.article.hidden = true;
   setStatus("");
 }
 
-function showNoAnswer(n) {
+function clearAnswer() {
+  state.articleSeq++;  // a related article still loading must not come back either
+  state.response = null;
+  state.selected = -1;
+  state.shown = null;  // copying does nothing until a search succeeds
+  els.results.replaceChildren();
+  for (const key of ["query", "queryId", "confident"]) delete els.results.dataset[key];
+  els.q.setAttribute("aria-expanded", "false");
+  els.q.removeAttribute("aria-activedescendant");
+  els.hint.hidden = true;
+  els["no-answer"].hidden = true;
+  els.article.hidden = true;
+}
+
+function showNoAnswer() {
   state.shown = null;
   els.hint.hidden = true;
   els.article.hidden = true;
   els["no-answer"].hidden = false;
-  els["no-answer"].classList.toggle("empty", n === 0);
 }
 
 function refuse(detail) {
   // A refused query (empty after normalisation, too long) is a notice, not an error.
   state.openOnRender = false;
-  showHint();
-  els.hint.hidden = true;
+  clearAnswer();
   setStatus(reason(detail), "notice");
   els.status.title = typeof detail === "string" ? detail : JSON.stringify(detail);
 }
 
-function failed(detail) {
+function failed(text, detail) {
+  // What is on screen answers an earlier question: left there, it could be read out, or
+  // copied with Ctrl+Enter, as the answer to this one.
   state.openOnRender = false;
-  setStatus(`搜索暂不可用：${detail}`, "error");
+  clearAnswer();
+  setStatus(text, "error");
+  if (detail) {
+    console.warn("search failed:", detail);
+    els.status.title = typeof detail === "string" ? detail : JSON.stringify(detail);
+  }
+}
+
+function failure(status) {
+  // 503 is the server's "no usable index" (KBError); its English detail goes to the console.
+  if (status === 503) return "搜索暂不可用：索引未建立或无法读取，请联系管理员。";
+  return `搜索失败：服务器出错（HTTP ${status}），请稍后重试；如一直出现请联系管理员。`;
 }
 
 function refused(text) {
@@ -311,12 +346,18 @@ function refused(text) {
 }
 
 function reason(detail) {
-  if (Array.isArray(detail)) return detail.map((d) => d.msg).join("；");
+  // The server's reasons are English, for developers; the agent gets the gist in Chinese.
+  if (Array.isArray(detail)) {  // FastAPI's own checks, one entry per parameter at fault
+    const fields = detail.map((d) => (d.loc || []).at(-1));
+    if (fields.includes("q")) return "请输入问题的几个字再搜索。";
+    if (fields.includes("category")) return "分类名称太长，无法按它筛选：请选“全部分类”后再搜索。";
+    return "这次搜索无法处理，请换个说法再试。";
+  }
   const text = String(detail ?? "");
   const long = text.match(/(\d+) characters; the limit is (\d+)/);
   if (long) return `问题太长：已输入 ${long[1]} 字，最多 ${long[2]} 字。请只输入关键内容。`;
   if (/empty/.test(text)) return "请输入问题中的文字（只有标点或空格无法搜索）。";
-  return text;
+  return "这次搜索无法处理，请换个说法再试。";
 }
 
 function setStatus(text, kind = "") {
@@ -335,8 +376,7 @@ function onSearchKey(e) {
     e.preventDefault();
     if (!data || !data.results.length) return;
     const step = e.key === "ArrowDown" ? 1 : -1;
-    const floor = data.confident ? 0 : -1;  // uncertain lists can go back to "no answer"
-    select(Math.max(floor, Math.min(state.selected + step, data.results.length - 1)));
+    select(Math.max(0, Math.min(state.selected + step, data.results.length - 1)));
   } else if (e.key === "Enter") {
     e.preventDefault();
     if (state.timer || state.controller) {
@@ -373,7 +413,7 @@ function isTyping(target) {
 
 async function copyScript() {
   if (!state.shown || els.article.hidden) return;
-  const text = els.script.innerText.trim();
+  const text = plainText(els.script);
   let ok = false;
   if (navigator.clipboard && window.isSecureContext) {
     try {
@@ -388,6 +428,57 @@ async function copyScript() {
   els.copied.classList.toggle("failed", !ok);
   clearTimeout(state.copiedTimer);
   state.copiedTimer = setTimeout(() => { els.copied.textContent = ""; }, 2500);
+}
+
+const BLOCKS = new Set(["P", "DIV", "H2", "H3", "H4", "BLOCKQUOTE", "PRE", "TABLE", "TR", "HR"]);
+
+// The script as text for the clipboard, one line per paragraph or list item. innerText would
+// do, but it drops the numbers of an ordered list (CSS draws them, they are not text), and
+// step 1, 2, 3 of a script must reach a work order or a chat as 1, 2, 3.
+function plainText(root) {
+  const lines = [];
+  let text = "";    // the line being built
+  let prefix = "";  // what starts it: a list marker, or the indent of a list item's next line
+  let indent = "";
+  const flush = () => {
+    if (text.trim()) {
+      lines.push(prefix + text.trim());
+      prefix = indent;
+    }
+    text = "";
+  };
+  const walk = (node) => {
+    for (const child of node.childNodes) {
+      if (child.nodeType === Node.TEXT_NODE) {
+        const pre = child.parentElement.closest("pre");
+        text += pre ? child.nodeValue : child.nodeValue.replace(/\s+/g, " ");
+      } else if (child.nodeName === "BR") {
+        flush();
+      } else if (child.nodeName === "LI") {
+        flush();
+        const list = child.parentElement;
+        const marker = list.nodeName === "OL" ? `${[...list.children].indexOf(child) + 1}. ` : "- ";
+        const outer = indent;
+        prefix = outer + marker;
+        indent = outer + " ".repeat(marker.length);  // nested lists and later lines line up
+        walk(child);
+        flush();
+        indent = prefix = outer;
+      } else if (child.nodeName === "TD" || child.nodeName === "TH") {
+        if (child.previousElementSibling) text = text.trimEnd() + "\t";  // as innerText does
+        walk(child);
+      } else if (BLOCKS.has(child.nodeName)) {
+        flush();
+        walk(child);
+        flush();
+      } else if (child.nodeType === Node.ELEMENT_NODE) {
+        walk(child);  // inline: strong, em, a, mark, code
+      }
+    }
+  };
+  walk(root);
+  flush();
+  return lines.join("\n");
 }
 
 function legacyCopy(text) {

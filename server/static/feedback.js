@@ -2,17 +2,27 @@
 // reported to the query log. Kept apart from app.js: it only watches the page app.js draws.
 //   - the search on display: #results[data-query-id] (set by app.js from the response)
 //   - the answer on display: #article[data-id]; a copy: #copied showing 已复制
-// The agent id comes from the page address (?agent=A001, remembered) and goes with every call.
+// The agent id comes from the page address (?agent=A001 or ?agent=张三, remembered) and goes
+// with every call.
 "use strict";
 
 (() => {
   const AGENT_KEY = "kb.agent";
-  const fromUrl = new URLSearchParams(location.search).get("agent");
+  // The server's rule (server/log_routes.py AGENT_RE; Python's \w is letters, digits and _ in
+  // any script): an id it would drop is neither remembered nor sent, so a mistyped link cannot
+  // follow the agent into every later tab.
+  const AGENT_RE = /^[\p{L}\p{N}_.@-]{1,64}$/u;
+  const valid = (id) => Boolean(id) && AGENT_RE.test(id);
+  const given = new URLSearchParams(location.search).get("agent");
+  const fromUrl = valid(given) ? given : "";
+  if (given && !fromUrl) console.warn("agent id ignored (letters, digits, _.@-; 1-64):", given);
   try {
     if (fromUrl) localStorage.setItem(AGENT_KEY, fromUrl);
-    window.kbAgent = fromUrl || localStorage.getItem(AGENT_KEY) || "";
+    const kept = localStorage.getItem(AGENT_KEY) || "";
+    if (kept && !valid(kept)) localStorage.removeItem(AGENT_KEY);  // kept before this check
+    window.kbAgent = fromUrl || (valid(kept) ? kept : "");
   } catch {
-    window.kbAgent = fromUrl || "";  // storage refused (private mode): this page only
+    window.kbAgent = fromUrl;  // storage refused (private mode): this page only
   }
 
   const fb = { queryId: "", articleId: "", userAction: false, sent: new Set() };
@@ -108,9 +118,11 @@
     if (path === "/api/events" && fb.sent.has(key)) return true;  // once per search and answer
     fb.sent.add(key);
     const headers = { "Content-Type": "application/json", ...(window.kbAuthHeaders?.() || {}) };
-    if (window.kbAgent) headers["X-Agent-Id"] = window.kbAgent;
+    // In the address, as the search sends it, not as X-Agent-Id: a header value must be
+    // Latin-1, and fetch throws on 张三.
+    const url = window.kbAgent ? `${path}?agent=${encodeURIComponent(window.kbAgent)}` : path;
     try {
-      const res = await fetch(path, { method: "POST", headers, body: JSON.stringify(body) });
+      const res = await fetch(url, { method: "POST", headers, body: JSON.stringify(body) });
       return res.ok;
     } catch {
       return false;  // the log is best effort; the agent's work goes on
