@@ -12,10 +12,11 @@ from pathlib import Path
 from indexer import segments
 from kb.errors import CorruptIndex, NoIndex
 
-# 2: segments (indexer/segments.py); 1 is read as one base segment. 3: answers rendered with
-# lists apart from their lead-in (kb/render.py); an older index is rebuilt once to get them.
-FORMAT_VERSION = 3
-READABLE = (1, 2, 3)
+# 2: segments (indexer/segments.py); 1 is read as one base segment. 3 and 4: answers rendered
+# with lists apart from the text before (3) and after (4) them (kb/render.py); an older index is
+# rebuilt once to get them.
+FORMAT_VERSION = 4
+READABLE = (1, 2, 3, 4)
 POINTER = "CURRENT"
 MANIFEST = "manifest.json"
 KEEP_OLD = 2  # older snapshots kept so in-flight readers of them can finish

@@ -28,15 +28,24 @@ def render_html(text: str) -> str:
 
 
 def lists_apart(text: str) -> str:
-    """A blank line before a list that follows a line of text. Editors write steps straight
-    under their lead-in ("请您这样做：" then "1. …"), and Markdown reads such a list as more of
-    the paragraph: the steps ran together into one line on the agents' page and in the copied
-    script (34 of our 168 articles)."""
-    lines, out = text.splitlines(), []
-    for n, line in enumerate(lines):
-        before = lines[n - 1] if n else ""
-        if (MARKDOWN_ITEM.match(line) and before.strip() and not LIST_ITEM.match(before)
-                and not before.startswith((" ", "\t", "|", ">", "#"))):
+    """Blank lines around a list written flush against its text. Editors write steps straight
+    under their lead-in ("请您这样做：" then "1. …") and the closing sentence straight under
+    the last step. Markdown reads the first kind of list as more of the paragraph (the steps
+    ran together into one line on the agents' page and in the copied script: 34 of our 168
+    articles) and the closing sentence as more of the last step (12 articles)."""
+    out, in_list = [], False
+    for line in text.splitlines():
+        item = bool(MARKDOWN_ITEM.match(line))
+        text_line = bool(line.strip()) and not item and not line.startswith((" ", "\t"))
+        before = out[-1] if out else ""
+        if item and not in_list and before.strip() and not LIST_ITEM.match(before) \
+                and not before.startswith((" ", "\t", "|", ">", "#")):
             out.append("")
+        elif text_line and in_list and before.strip():
+            out.append("")  # an unindented line straight after a step starts a paragraph
         out.append(line)
+        if item:
+            in_list = True
+        elif text_line:
+            in_list = False
     return "\n".join(out)

@@ -128,6 +128,11 @@ def test_steps_written_straight_under_their_lead_in_render_as_a_list():
                        "2. 如果邻居也没电，可能是线路故障。\n\n谢谢。")
     assert html == ("<p>请您先看一下邻居家有没有电：</p>\n<ol>\n<li>如果只有您家没电，请检查总开关。"
                     "</li>\n<li>如果邻居也没电，可能是线路故障。</li>\n</ol>\n<p>谢谢。</p>")
+    # The closing sentence written straight under the last step is no part of that step.
+    assert render_html("请这样做：\n1. 看总开关\n2. 看邻居家\n需要报修的话，我为您登记。") == (
+        "<p>请这样做：</p>\n<ol>\n<li>看总开关</li>\n<li>看邻居家</li>\n</ol>\n"
+        "<p>需要报修的话，我为您登记。</p>")
+    assert render_html("- 甲\n  接着甲写\n- 乙") == "<ul>\n<li>甲\n  接着甲写</li>\n<li>乙</li>\n</ul>"
     # A year at the start of a line is no list, and a table cell is left alone.
     assert render_html("第一行\n2025. 年起执行") == "<p>第一行\n2025. 年起执行</p>"
     assert "<ol>" not in render_html("| a | b |\n|---|---|\n| 1. x | y |")
