@@ -13,7 +13,7 @@ FULL_WIDTH = str.maketrans("０１２３４５６７８９ｘＸ－　＋＠．"
 # A number's edges: not glued to other digits or latin letters (order numbers, model codes).
 _START = r"(?<![0-9A-Za-z])"
 _END = r"(?![0-9A-Za-z])"
-_SEP = r"[ \-]?"
+_SEP = r"[ \-._]?"  # 138-1234-5678, 138 1234 5678, 138.1234.5678, 138_1234_5678
 
 # Digits read out after a label are an account whatever their length.
 ACCOUNT_LABEL = re.compile(

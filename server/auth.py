@@ -14,11 +14,13 @@ import hmac
 import logging
 import re
 from typing import Annotated
+from urllib.parse import quote, unquote_plus
 
 from fastapi import Header, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from kb.config import Settings
+from kb.masking import mask
 
 NO_TOKENS = ("editing is off: no editor tokens are configured. Set KB_EDITOR_TOKENS "
              "(comma-separated) or KB_EDITOR_TOKENS_FILE (one token a line) and restart")
@@ -134,18 +136,27 @@ def _refused(status: int, message: str) -> Response:  # message: fixed text, alr
 
 
 _TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]*")
+# What callers say: the page searches as the agent types, so a phone number read out reaches
+# the access log once per keystroke unless it is masked here as the query log masks it.
+_TEXT_IN_QUERY = re.compile(r"([?&](?:q|comment)=)([^&\s\"]*)")
+
+
+def _masked(found: re.Match) -> str:
+    return found.group(1) + quote(mask(unquote_plus(found.group(2))), safe="")
 
 
 class _RedactTokens(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(_TOKEN_IN_QUERY.sub(r"\1***", a) if isinstance(a, str) else a
-                                for a in record.args)
+            record.args = tuple(
+                _TEXT_IN_QUERY.sub(_masked, _TOKEN_IN_QUERY.sub(r"\1***", a))
+                if isinstance(a, str) else a for a in record.args)
         return True
 
 
 def redact_access_log() -> None:
-    """Blank ?token= values in uvicorn's access log (once per process)."""
+    """Blank ?token= values and mask personal numbers in ?q= and ?comment= in uvicorn's
+    access log (once per process)."""
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, _RedactTokens) for f in access.filters):
         access.addFilter(_RedactTokens())

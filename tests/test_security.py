@@ -119,6 +119,23 @@ def test_a_token_in_a_page_address_is_blanked_in_the_access_log(indexed, server_
     assert '"GET /reports?token=***&x=1 HTTP/1.1" 303' in log
     assert RIGHT not in log and WRONG not in log
 
+
+
+def test_a_phone_or_id_number_in_a_search_is_masked_in_the_access_log(indexed, server_log):
+    from urllib.parse import quote
+
+    options = {"log_config": None, "log_level": "info", "access_log": True}
+    asked = ["13812345678停电了", "身份证110101199003071234 电费", "138.1234.5678"]
+    with Served(indexed, options) as s:
+        statuses = [exchange(s.port, request_bytes(
+            b"GET", f"/api/search?q={quote(q)}&k=3".encode(), {}, b""))[0] for q in asked]
+    assert statuses == [200, 200, 200]
+    log = formatted(server_log.records)
+    for number in ("13812345678", "110101199003071234", "138.1234.5678"):
+        assert number not in log
+    assert f'"GET /api/search?q={quote("[手机号]停电了", safe="")}&k=3 HTTP/1.1" 200' in log
+
+
 # Cross-origin access.
 
 
