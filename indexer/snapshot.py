@@ -101,6 +101,8 @@ def check(folder: Path) -> dict:
     if manifest.get("version") not in READABLE:
         raise CorruptIndex(f"index {folder} has format {manifest.get('version')}: {rebuild}")
     names = ["dictionary.json", *segments.required_files(manifest, folder)]
+    if manifest.get("ranker"):  # without it the answers change and nothing says so
+        names.append("ranker.npz")
     missing = [name for name in names if not (folder / name).exists()]
     if missing:
         raise CorruptIndex(f"index {folder} is missing {', '.join(missing)}: {rebuild}")

@@ -109,6 +109,9 @@ class KnowledgeBase:
         `full` re-reads every file, clears this embedder's cache and builds a new base."""
         userdict, synonyms = load_dictionary(self.content_dir / "_dict")
         with self._build_lock(), self._store() as store:
+            # What a build that failed (a full disk) left half-written goes first: kept, it
+            # would hold the space the next build needs.
+            snapshot.clean(self.index_dir)
             model = self.embedder
             found = scan(self.content_dir, store, reread=full)
             report = IndexReport(errors=found.errors, kept=found.kept)

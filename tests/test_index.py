@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 from scipy import sparse
 
@@ -186,6 +187,43 @@ def test_corrupt_index_is_detected_with_a_fix(hash_kb):
     fresh = KnowledgeBase(hash_kb.content_dir, hash_kb.data_dir, HashEmbedder())
     with pytest.raises(CorruptIndex, match="kb index --full"):
         fresh.search("停电")
+
+
+def test_a_missing_ranker_is_a_corrupt_index_and_kb_index_repairs_it(hash_kb):
+    hash_kb.reindex()
+    folder = hash_kb.index_dir / hash_kb.stats()["snapshot"]
+    assert json.loads((folder / "manifest.json").read_text())["ranker"]
+    (folder / "ranker.npz").unlink()  # without it the answers would change, silently
+    fresh = KnowledgeBase(hash_kb.content_dir, hash_kb.data_dir, HashEmbedder())
+    with pytest.raises(CorruptIndex, match="missing ranker.npz.*kb index --full"):
+        fresh.search("停电")
+    assert fresh.reindex().build == "full: there is no index yet"
+    assert fresh.search("停电", 1)
+
+
+def test_a_build_that_failed_halfway_is_cleared_before_the_next(hash_kb, content, monkeypatch):
+    hash_kb.reindex()
+    path = content / "billing" / "pay-channels.md"
+    path.write_text(path.read_text("utf-8").replace("  - 在哪交电费", "  - 电费能在银行交吗"),
+                    "utf-8")
+    real = np.save
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "save", full_disk)
+    with pytest.raises(OSError):
+        hash_kb.reindex()
+    live = hash_kb.stats()["snapshot"]
+    halfway = [p for p in hash_kb.index_dir.glob("snap-*") if p.name != live]
+    assert halfway and not any((p / "manifest.json").exists() for p in halfway)
+
+    def save_on_a_cleared_disk(*args, **kwargs):  # the space it held is free before we write
+        assert not any(p.exists() for p in halfway)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(np, "save", save_on_a_cleared_disk)
+    assert hash_kb.reindex().changed == ["pay-channels"]
 
 
 def test_a_lexical_file_of_another_size_is_a_corrupt_index(hash_kb, content):
