@@ -13,10 +13,12 @@ import threading
 from pathlib import Path
 
 from kb.article import article_files
+from kb.errors import KBError
 from kb.knowledge_base import IndexReport, KnowledgeBase, report_errors
 
 log = logging.getLogger("kb.watcher")
 POLL_SECONDS = 1.0
+MAX_BACKOFF = 60.0  # seconds between tries while indexing keeps failing
 
 
 def signature(content_dir: Path) -> dict[str, tuple[int, int]]:
@@ -43,6 +45,7 @@ class ContentWatcher:
         self.interval = interval
         self._seen: dict | None = None  # None: nothing indexed by us yet, so check at once
         self._stop = threading.Event()
+        self.last_error: str | None = None  # the failure indexing is stuck at, for /readyz
         self._thread: threading.Thread | None = None
 
     def check(self) -> IndexReport | None:
@@ -63,15 +66,33 @@ class ContentWatcher:
         return report
 
     def run(self, once: bool = False) -> None:
+        failures = 0
         while not self._stop.is_set():
             try:
                 self.check()
-            except Exception:  # a bad moment (say, the model failing) must not end watching
-                log.exception("reindexing content/ failed; %s",
-                              "run `kb index`" if once else "trying again")
+            except Exception as exc:  # a bad moment (say, the model failing) must not end watching
+                failures += 1
+                self._failed(exc, once)
+            else:
+                if self.last_error:
+                    log.info("indexing content/ works again")
+                failures, self.last_error = 0, None
             if once:
                 return
-            self._stop.wait(self.interval)
+            # A failure that stays (a full disk, a moved folder) is retried less and less often:
+            # every second, it wrote a traceback a second onto the disk that was already full.
+            self._stop.wait(min(self.interval * 2 ** failures, MAX_BACKOFF) if failures
+                            else self.interval)
+
+    def _failed(self, exc: Exception, once: bool) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        if error != self.last_error:  # said once, until it changes or goes away
+            what = "run `kb index`" if once else "retrying, less often while it keeps failing"
+            if isinstance(exc, KBError | OSError):  # says what to do by itself
+                log.error("reindexing content/ failed: %s; %s", error, what)
+            else:
+                log.exception("reindexing content/ failed; %s", what)
+        self.last_error = error
 
     def start(self, once: bool = False) -> "ContentWatcher":
         """Watch in a daemon thread; `once`: only the first pass, the crash repair."""

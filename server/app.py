@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
     app.router.add_event_handler("startup", tune_for_serving)  # server/tuning.py
 
     repair = ContentWatcher(kb)
+    app.state.watchers = [repair]
 
     def load_index():
         try:
@@ -84,8 +85,10 @@ def create_app(settings: Settings | None = None, kb: KnowledgeBase | None = None
             s = kb.searcher()
         except KBError as exc:
             return JSONResponse(Ready(ready=False, detail=str(exc)).model_dump(), status_code=503)
+        # Still ready: agents are served from the live index; edits just do not reach it.
+        stuck = next((w.last_error for w in app.state.watchers if w.last_error), None)
         return Ready(ready=True, snapshot=s.folder.name, articles=len(s.articles),
-                     embedder=s.manifest["embedder"])
+                     embedder=s.manifest["embedder"], indexing_error=stuck)
 
     reading = [Depends(require_reader(settings))]  # open unless KB_AGENT_TOKENS is set
 

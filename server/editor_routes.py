@@ -52,6 +52,7 @@ def install(app: FastAPI, settings: Settings, kb: KnowledgeBase) -> Editor:
         app.add_exception_handler(error, _error_response(status))
     if settings.watch:
         watcher = ContentWatcher(kb)
+        app.state.watchers.append(watcher)  # /readyz tells when indexing is stuck
         app.router.add_event_handler("startup", watcher.start)
         app.router.add_event_handler("shutdown", watcher.stop)
     return editor

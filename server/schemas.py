@@ -68,3 +68,5 @@ class Ready(BaseModel):
     articles: int = 0
     embedder: str | None = None
     detail: str | None = None
+    indexing_error: str | None = Field(
+        None, description="why changes to content/ are not being indexed, while that lasts")

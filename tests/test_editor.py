@@ -538,6 +538,42 @@ def test_the_watcher_tells_of_a_broken_file_even_when_nothing_is_built(kb, conte
         "expected the node content, but found '<stream end>'"]
 
 
+def test_a_watcher_stuck_on_a_failure_says_so_once_backs_off_and_recovers(kb, content,
+                                                                          caplog):
+    watcher = ContentWatcher(kb, interval=0.05)
+    watcher.check()
+    moved = content.with_name("content-moved")
+    content.rename(moved)  # an unmounted share
+    tries = []
+    real_check = watcher.check
+    watcher.check = lambda: tries.append(time.monotonic()) or real_check()
+    with caplog.at_level(logging.INFO, logger="kb.watcher"):
+        watcher.start()
+        assert wait_for(lambda: len(tries) >= 6)
+        assert "content cannot be read (No such file or directory)" in watcher.last_error
+        moved.rename(content)
+        assert wait_for(lambda: watcher.last_error is None)
+        watcher.stop()
+    gaps = [b - a for a, b in zip(tries, tries[1:6])]
+    assert all(later > 1.5 * earlier for earlier, later in zip(gaps, gaps[1:]))  # backing off
+    said = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert said == [
+        ("ERROR", f"reindexing content/ failed: ConfigError: the content folder {content} "
+                  "cannot be read (No such file or directory): check KB_CONTENT_DIR; retrying, "
+                  "less often while it keeps failing"),
+        ("INFO", "indexing content/ works again")]
+    assert not any(r.exc_info for r in caplog.records)  # no traceback for a failure it names
+
+
+def test_ready_says_when_edits_are_not_being_indexed(kb):
+    with make_client(kb) as c:
+        assert c.get("/readyz").json()["indexing_error"] is None
+        c.app.state.watchers[0].last_error = "OSError: [Errno 28] No space left on device"
+        r = c.get("/readyz")
+        assert r.status_code == 200 and r.json()["ready"]
+        assert r.json()["indexing_error"] == "OSError: [Errno 28] No space left on device"
+
+
 # Hit testing and the eval set.
 
 
