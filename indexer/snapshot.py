@@ -113,7 +113,7 @@ def clean(index_dir: Path) -> None:
     """Remove unfinished snapshots (from killed builds) and all but the newest old ones."""
     try:
         live = (index_dir / POINTER).read_text(encoding="utf-8").strip()
-    except OSError:
+    except (OSError, ValueError):  # none yet, or damaged: the build in hand replaces it
         live = None
     folders = sorted(
         (p for p in index_dir.glob("snap-*") if p.is_dir() and p.name != live),

@@ -36,6 +36,10 @@ class KBGroup(click.Group):
         except KBError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_KB)
+        except OSError as exc:  # a read-only or full disk: the file and the reason, no traceback
+            click.echo(f"error: {exc}: check that KB_DATA_DIR is writable and has space",
+                       err=True)
+            sys.exit(EXIT_KB)
 
 
 @click.group(cls=KBGroup)

@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from kb.errors import ConfigError
 from kb.masking import mask
 
 LOG_FILE = "querylog.sqlite"  # in the data folder
@@ -83,7 +84,12 @@ class QueryLog:
         self._drop_lock = threading.Lock()
         self._last_purge = 0.0
         self._wake = threading.Event()
-        connect(settings.path, settings.busy_timeout).close()  # fail at start, not in the thread
+        try:  # fail at start, not in the thread, and say which file and which setting
+            connect(settings.path, settings.busy_timeout).close()
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigError(f"the query log {settings.path} cannot be opened ({exc}): make its "
+                              "folder writable, or set KB_QUERY_LOG=false to serve without "
+                              "it") from None
         self._thread = threading.Thread(target=self._run, name="querylog", daemon=True)
         self._thread.start()
 

@@ -17,6 +17,7 @@ import numpy as np
 import sqlite_utils
 
 from kb.article import Article
+from kb.errors import ConfigError
 
 TAG_SEP = "\x1f"  # tags are short words; a control character never occurs in one
 
@@ -27,11 +28,15 @@ def text_key(kind: str, text: str) -> str:
 
 class Store:
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA busy_timeout=30000")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except (sqlite3.Error, OSError) as exc:  # sqlite's own message names no file
+            raise ConfigError(f"{path} cannot be opened ({exc}): check that KB_DATA_DIR is "
+                              "writable and has space") from None
         self.db = sqlite_utils.Database(conn)
         self._create()
 

@@ -79,6 +79,32 @@ def test_a_bad_setting_and_an_unwritable_export_are_one_line_each(run, monkeypat
                              "No such file or directory\n")
 
 
+def test_a_data_dir_that_cannot_be_written_is_one_line_naming_the_file(run, monkeypatch,
+                                                                      tmp_path):
+    import sqlite3
+
+    def read_only(*args, **kwargs):
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(sqlite3, "connect", read_only)
+    result = run("index")
+    assert result.exit_code == 3
+    assert result.output.splitlines()[-1] == (
+        f"error: {tmp_path / 'data' / 'kb.sqlite'} cannot be opened (unable to open database "
+        "file): check that KB_DATA_DIR is writable and has space")
+    monkeypatch.undo()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / "data" / "build.lock"))
+
+    monkeypatch.setattr("kb.knowledge_base.KnowledgeBase.reindex", full_disk)
+    result = run("index")
+    assert result.exit_code == 3
+    assert result.output.splitlines()[-1] == (
+        f"error: [Errno 28] No space left on device: '{tmp_path / 'data' / 'build.lock'}': "
+        "check that KB_DATA_DIR is writable and has space")
+
+
 def test_search_lists_ranked_answers(indexed):
     result = indexed("search", "家里突然没电了", "--k", "2")
     assert result.exit_code == 0

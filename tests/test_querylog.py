@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kb.config import Settings
+from kb.errors import ConfigError
 from kb.masking import mask
 from kb.querylog import LOG_FILE, LogSettings, QueryLog, purge
 from server.app import create_app
@@ -323,3 +324,11 @@ def test_the_agents_page_loads_the_feedback_script(app_client):
     assert '<script src="/static/feedback.js" defer></script>' in page
     assert 'data-testid="feedback-useful"' in page and "没用" in page
     assert app_client.get("/static/feedback.js").status_code == 200
+
+
+def test_a_query_log_that_cannot_be_opened_names_the_file_and_the_setting(tmp_path):
+    (tmp_path / "taken").write_text("a file where the log's folder should be")
+    path = tmp_path / "taken" / "querylog.sqlite"
+    with pytest.raises(ConfigError, match=f"the query log {path} cannot be opened .*"
+                                          "KB_QUERY_LOG=false"):
+        QueryLog(LogSettings(path))
