@@ -71,7 +71,9 @@ def index(settings, full):
             bar.length = max(total, 1)
             bar.update(done - bar.pos)
 
-        report = kb.reindex(full=full, progress=progress)
+        report = kb.reindex(full=full, progress=progress, waiting=lambda: click.echo(
+            "\nwaiting for another build of this index (a kb index, or kb serve indexing an "
+            "edit) to finish", err=True))
     for line in report_errors(report):
         click.echo(line, err=True)
     click.echo(
@@ -410,6 +412,9 @@ def report(settings, month, kind, out):
     target = Path(out or f"report-{month}.{kind}")
     target.write_text(text, encoding="utf-8")
     gaps = sum(t.missing for t in built.themes)
+    if not built.searches:  # "168 never found" would blame every article for an empty log
+        click.echo(f"report {month}: no searches were logged that month; wrote {target}")
+        return
     click.echo(f"report {month}: {built.searches} searches, {built.unanswered} without a "
                f"confident answer, {gaps} gap themes, {len(built.negative)} articles rated "
                f"not useful, {len(built.never_found)} never found; wrote {target}")

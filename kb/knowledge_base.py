@@ -102,13 +102,15 @@ class KnowledgeBase:
         return self._batcher
 
     # Indexing.
-    def reindex(self, full: bool = False, progress: Callable[[int, int], None] | None = None):
+    def reindex(self, full: bool = False, progress: Callable[[int, int], None] | None = None,
+                waiting: Callable[[], None] | None = None):
         """Index content_dir. Only files that changed are read and only text missing from the
         embedding cache is embedded; on a large index the changes go into a small update
         segment (indexer/build.py), so an edit is searchable in well under a second.
-        `full` re-reads every file, clears this embedder's cache and builds a new base."""
+        `full` re-reads every file, embeds every text anew and builds a new base. `waiting` is
+        called if another build holds the lock."""
         userdict, synonyms = load_dictionary(self.content_dir / "_dict")
-        with self._build_lock(), self._store() as store:
+        with self._build_lock(waiting), self._store() as store:
             # What a build that failed (a full disk) left half-written goes first: kept, it
             # would hold the space the next build needs.
             snapshot.clean(self.index_dir)
@@ -242,8 +244,8 @@ class KnowledgeBase:
         with self._store() as store:
             return self._cached_embed(store, IndexReport(), None)(texts, embed_kind("title"))
 
-    def _build_lock(self):
-        return file_lock(self.data_dir / "build.lock")
+    def _build_lock(self, waiting: Callable[[], None] | None = None):
+        return file_lock(self.data_dir / "build.lock", waiting)
 
     @contextmanager
     def _store(self):

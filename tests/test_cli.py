@@ -105,6 +105,29 @@ def test_a_data_dir_that_cannot_be_written_is_one_line_naming_the_file(run, monk
         "check that KB_DATA_DIR is writable and has space")
 
 
+def test_index_says_when_it_waits_for_another_build(run, tmp_path):
+    import threading
+
+    from kb.locks import file_lock
+
+    held, release = threading.Event(), threading.Event()
+
+    def other_build():  # another process's build, as far as flock is concerned
+        with file_lock(tmp_path / "data" / "build.lock"):
+            held.set()
+            release.wait(30)
+
+    other = threading.Thread(target=other_build)
+    other.start()
+    held.wait(10)
+    threading.Timer(0.5, release.set).start()
+    result = run("index")
+    other.join()
+    assert result.exit_code == 0
+    assert "waiting for another build of this index (a kb index, or kb serve indexing an " \
+        "edit) to finish" in result.output
+
+
 def test_search_lists_ranked_answers(indexed):
     result = indexed("search", "家里突然没电了", "--k", "2")
     assert result.exit_code == 0

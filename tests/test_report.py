@@ -358,6 +358,13 @@ def test_kb_report_writes_the_file(run, tmp_path):
     assert "四、内容缺口" in out.read_text(encoding="utf-8")
 
 
+def test_kb_report_of_a_month_with_no_searches_says_so(run, tmp_path):
+    out = tmp_path / "empty.md"
+    result = run("report", "--month", "2025-08", "--format", "md", "--out", str(out))
+    assert result.output == f"report 2025-08: no searches were logged that month; wrote {out}\n"
+    assert "2025年8月没有检索记录" in out.read_text(encoding="utf-8")
+
+
 def test_kb_report_markdown_to_stdout(run):
     result = run("report", "--month", MONTH, "--format", "md", "--out", "-")
     assert result.exit_code == 0
