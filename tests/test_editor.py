@@ -568,7 +568,9 @@ def test_a_watcher_stuck_on_a_failure_says_so_once_backs_off_and_recovers(kb, co
 def test_ready_says_when_edits_are_not_being_indexed(kb):
     with make_client(kb) as c:
         assert c.get("/readyz").json()["indexing_error"] is None
-        c.app.state.watchers[0].last_error = "OSError: [Errno 28] No space left on device"
+        stuck = ContentWatcher(kb)  # as the serving watcher is after a failed build
+        stuck.last_error = "OSError: [Errno 28] No space left on device"
+        c.app.state.watchers.append(stuck)
         r = c.get("/readyz")
         assert r.status_code == 200 and r.json()["ready"]
         assert r.json()["indexing_error"] == "OSError: [Errno 28] No space left on device"
